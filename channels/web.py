@@ -1,0 +1,121 @@
+"""The web channel: a REST endpoint and a WebSocket for the chat widget, and the widget itself.
+
+POST /api/chat/messages  {"session_id", "client_message_id", "text"}
+    -> {"replies": [...], "request_number": "20261123-0001" | null, ...}
+GET  /api/chat/ws        the same messages as JSON frames, both ways
+GET  /widget.js          the embeddable widget: <script src=".../widget.js"></script>
+GET  /                   the demo portal page
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+from aiohttp import WSMsgType, web
+
+from services.context import context_of
+from services.conversation import Inbound, InvalidMessage, TurnResult
+from services.http_errors import json_error
+
+CHANNEL = "web"
+STATIC = Path(__file__).resolve().parent / "static"
+_ID = re.compile(r"^[A-Za-z0-9_.:-]{1,128}$")
+
+
+class BadRequest(ValueError):
+    def __init__(self, code: str, reason: str) -> None:
+        super().__init__(reason)
+        self.code = code
+        self.reason = reason
+
+
+def parse_body(raw: bytes) -> dict[str, Any]:
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise BadRequest("bad_encoding", f"the body is not valid UTF-8 (byte {exc.start})") from exc
+    try:
+        body = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise BadRequest("bad_json", f"the body is not valid JSON: {exc.msg}") from exc
+    if not isinstance(body, dict):
+        raise BadRequest("bad_json", "the body must be a JSON object")
+    return body
+
+
+def to_inbound(body: dict[str, Any]) -> Inbound:
+    session_id = body.get("session_id")
+    if not isinstance(session_id, str) or not _ID.match(session_id):
+        raise BadRequest("bad_session_id", "session_id must be 1-128 letters, digits or _.:-")
+    client_id = body.get("client_message_id")
+    if client_id is not None and (not isinstance(client_id, str) or not _ID.match(client_id)):
+        raise BadRequest("bad_client_message_id", "client_message_id must be 1-128 letters, digits or _.:-")
+    text = body.get("text")
+    if not isinstance(text, str):
+        raise BadRequest("bad_text", "text must be a string")
+    return Inbound(channel=CHANNEL, session_key=session_id, text=text, client_message_id=client_id)
+
+
+def result_json(result: TurnResult) -> dict[str, Any]:
+    return {
+        "replies": result.replies,
+        "request_number": result.request_number,
+        "conversation_id": result.conversation_id,
+        "message_id": result.message_id,
+        "duplicate": result.duplicate,
+        "mode": result.mode,
+        "emergency": result.emergency,
+    }
+
+
+_INVALID_STATUS = {"too_long": 413}
+
+
+async def post_message(request: web.Request) -> web.Response:
+    service = context_of(request).conversation
+    try:
+        inbound = to_inbound(parse_body(await request.read()))
+        result = await service.handle(inbound)
+    except BadRequest as exc:
+        return json_error(400, exc.code, exc.reason)
+    except InvalidMessage as exc:
+        return json_error(_INVALID_STATUS.get(exc.code, 400), exc.code, exc.reason)
+    return web.json_response(result_json(result))
+
+
+async def websocket(request: web.Request) -> web.WebSocketResponse:
+    ctx = context_of(request)
+    ws = web.WebSocketResponse(heartbeat=30, max_msg_size=ctx.settings.max_body_bytes)
+    await ws.prepare(request)
+    async for msg in ws:
+        if msg.type == WSMsgType.TEXT:
+            reply: dict[str, Any]
+            body: dict[str, Any] = {}
+            try:
+                body = parse_body(msg.data.encode("utf-8"))
+                reply = result_json(await ctx.conversation.handle(to_inbound(body)))
+            except (BadRequest, InvalidMessage) as exc:
+                reply = {"error": exc.code, "reason": exc.reason}
+            reply["client_message_id"] = body.get("client_message_id")
+            await ws.send_json(reply, dumps=lambda v: json.dumps(v, ensure_ascii=False))
+        elif msg.type == WSMsgType.BINARY:
+            await ws.send_json({"error": "bad_frame", "reason": "send JSON text frames"})
+    return ws
+
+
+async def widget_js(request: web.Request) -> web.FileResponse:
+    return web.FileResponse(STATIC / "widget.js", headers={"Content-Type": "application/javascript; charset=utf-8"})
+
+
+async def portal(request: web.Request) -> web.FileResponse:
+    return web.FileResponse(STATIC / "portal.html", headers={"Content-Type": "text/html; charset=utf-8"})
+
+
+def add_routes(app: web.Application) -> None:
+    app.router.add_post("/api/chat/messages", post_message)
+    app.router.add_get("/api/chat/ws", websocket)
+    app.router.add_get("/widget.js", widget_js)
+    app.router.add_get("/", portal)

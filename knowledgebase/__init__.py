@@ -1,0 +1,1 @@
+"""The knowledge base: FAQ entries and convenience providers, retrieval, import and export."""

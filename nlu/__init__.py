@@ -1,0 +1,1 @@
+"""Natural-language understanding: intent, request type, unit routing, entities, urgency."""

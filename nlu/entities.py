@@ -1,0 +1,128 @@
+"""Entities in a citizen's message: phone numbers, request numbers, times and the address."""
+
+from __future__ import annotations
+
+import re
+import warnings
+from functools import cached_property
+
+from nlu.gazetteer import Gazetteer, Hit
+from nlu.types import Address, Entities
+
+# Mainland mobiles (with an optional +86) and landlines with an area code.
+_PHONE = re.compile(r"(?<!\d)(?:\+?86[- ]?)?(1[3-9]\d[- ]?\d{4}[- ]?\d{4}|0\d{2,3}-?\d{7,8})(?!\d)")
+# 20261123-0042: eight digits of date, a dash, a daily sequence of four to six digits.
+_REQUEST_NUMBER = re.compile(r"(?<!\d)(20\d{2}[01]\d[0-3]\d)-?(\d{4,6})(?!\d)")
+_TIME = re.compile(
+    r"(?:\d{4}年)?\d{1,2}月\d{1,2}[日号]"
+    r"|\d{4}-\d{1,2}-\d{1,2}"
+    r"|(?:今天|昨天|前天|明天|后天|今晚|昨晚|上周[一二三四五六日天]?|这周[一二三四五六日天]?|周[一二三四五六日天]|星期[一二三四五六日天])"
+    r"|(?:凌晨|早上|上午|中午|下午|傍晚|晚上|半夜|夜里)?\d{1,2}[点:：](?:\d{1,2}分?|半)?"
+    r"|(?:凌晨|早上|上午|中午|下午|傍晚|晚上|半夜|夜里)"
+)
+# Words after which a run of characters names a place.
+_PLACE_SUFFIX = (
+    "路|街|大道|巷|弄|村|社区|小区|花园|公寓|大厦|广场|市场|公园|中学|小学|幼儿园|医院|酒店|宾馆|"
+    "工业区|工业园|园区|商城|服装城|车站|码头|菜市场|新村|山庄|苑|城|湾"
+)
+_PLACE = re.compile(r"[\u4e00-\u9fa5A-Za-z0-9]{1,8}?(?:" + _PLACE_SUFFIX + r")(?:[东西南北中]?段)?")
+_HOUSE_NUMBER = re.compile(r"\d+(?:号楼|号|栋|幢|座|单元|室|楼|层)(?:\d+(?:号|栋|幢|单元|室|楼|层))*")
+# A place name does not start with these: "我家在振狮路" is about 振狮路, not 我家在振狮路.
+_NOT_PLACE_START = set("我你他她它在的了是就到从往去这那有个和跟给把被让说想要门口旁边附近对面楼下楼上家里")
+
+
+def find_phones(text: str) -> list[str]:
+    return [re.sub(r"[- ]", "", m.group(1)) for m in _PHONE.finditer(text)]
+
+
+def find_request_numbers(text: str) -> list[str]:
+    return [f"{m.group(1)}-{m.group(2)}" for m in _REQUEST_NUMBER.finditer(text)]
+
+
+def find_times(text: str) -> list[str]:
+    return [m.group(0) for m in _TIME.finditer(text) if m.group(0)]
+
+
+class EntityExtractor:
+    def __init__(self, gazetteer: Gazetteer) -> None:
+        self.gazetteer = gazetteer
+
+    @cached_property
+    def _cpca(self):  # noqa: ANN202 - a module
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            import cpca
+        return cpca
+
+    def extract(self, text: str) -> Entities:
+        # Numbers first, so that digits of a phone or request number are not read as an address.
+        masked = _REQUEST_NUMBER.sub(lambda m: "#" * len(m.group(0)), text)
+        phones = find_phones(masked)
+        masked = _PHONE.sub(lambda m: "#" * len(m.group(0)), masked)
+        return Entities(
+            phones=phones,
+            request_numbers=find_request_numbers(text),
+            address=self.address(masked),
+            times=find_times(masked),
+        )
+
+    def address(self, text: str) -> Address | None:
+        spans: list[tuple[int, int]] = []
+        hits = self.gazetteer.find(text)
+        spans.extend((h.start, h.end) for h in hits)
+        for m in _PLACE.finditer(text):
+            start = m.start()
+            while start < m.end() and text[start] in _NOT_PLACE_START:
+                start += 1
+            if m.end() - start >= 2:
+                spans.append((start, m.end()))
+        spans.extend((m.start(), m.end()) for m in _HOUSE_NUMBER.finditer(text))
+        if not spans:
+            return None
+        span = _longest_run(spans)
+        if span is None:
+            return None
+        location = text[span[0] : span[1]]
+        if not hits and not _PLACE.search(location):
+            return None  # a lone house number is no address
+        return self._describe(location, [h for h in hits if span[0] <= h.start < span[1]] or hits)
+
+    def _describe(self, location: str, hits: list[Hit]) -> Address:
+        address = Address(text=location)
+        # the most specific hit names the place, the area comes from whichever hit knows it
+        for hit in sorted(hits, key=lambda h: _LEVEL_RANK.get(h.place.level, 9)):
+            if address.place is None and hit.place.level not in ("subdistrict", "town", "zone"):
+                address.place = hit.place.name
+            if address.area is None and hit.place.area:
+                address.area = hit.place.area
+                address.territorial_unit = hit.place.unit
+        if hits or self.gazetteer.city in location:
+            address.city = self.gazetteer.city
+        try:
+            frame = self._cpca.transform([location])
+            record = frame.to_dict("records")[0]
+        except Exception:  # cpca is a best-effort enrichment; the location text stands anyway
+            record = {}
+        address.province = record.get("省") or None
+        address.district = record.get("区") or None
+        city = record.get("市") or None
+        if city and address.district:
+            address.city = address.district if address.district == self.gazetteer.city else city
+        return address
+
+
+_LEVEL_RANK = {"landmark": 0, "community": 1, "village": 1, "road": 2, "zone": 3, "subdistrict": 4, "town": 4}
+
+
+def _longest_run(spans: list[tuple[int, int]]) -> tuple[int, int] | None:
+    """Merge spans that touch or overlap (a gap of one character is allowed) and return the
+    longest merged run."""
+    spans.sort()
+    runs: list[list[int]] = []
+    for start, end in spans:
+        if runs and start <= runs[-1][1] + 1:
+            runs[-1][1] = max(runs[-1][1], end)
+        else:
+            runs.append([start, end])
+    best = max(runs, key=lambda r: r[1] - r[0], default=None)
+    return (best[0], best[1]) if best else None

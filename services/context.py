@@ -1,0 +1,33 @@
+"""Everything a request handler may need, built once per process at start-up."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import asyncpg
+from aiohttp import web
+
+from knowledgebase.service import KnowledgeBase
+from nlu.types import Engine
+from services.clock import Clock
+from services.config import Settings
+from services.conversation import ConversationService
+from services.units import UnitDirectory
+
+
+@dataclass
+class Context:
+    settings: Settings
+    clock: Clock
+    pool: asyncpg.Pool
+    units: UnitDirectory
+    nlu: Engine
+    kb: KnowledgeBase
+    conversation: ConversationService
+
+
+CONTEXT = web.AppKey("context", Context)
+
+
+def context_of(request: web.Request) -> Context:
+    return request.app[CONTEXT]
