@@ -52,7 +52,9 @@ def to_inbound(body: dict[str, Any]) -> Inbound:
         raise BadRequest("bad_session_id", "session_id must be 1-128 letters, digits or _.:-")
     client_id = body.get("client_message_id")
     if client_id is not None and (not isinstance(client_id, str) or not _ID.match(client_id)):
-        raise BadRequest("bad_client_message_id", "client_message_id must be 1-128 letters, digits or _.:-")
+        raise BadRequest(
+            "bad_client_message_id", "client_message_id must be 1-128 letters, digits or _.:-"
+        )
     text = body.get("text")
     if not isinstance(text, str):
         raise BadRequest("bad_text", "text must be a string")
@@ -107,11 +109,15 @@ async def websocket(request: web.Request) -> web.WebSocketResponse:
 
 
 async def widget_js(request: web.Request) -> web.FileResponse:
-    return web.FileResponse(STATIC / "widget.js", headers={"Content-Type": "application/javascript; charset=utf-8"})
+    return web.FileResponse(
+        STATIC / "widget.js", headers={"Content-Type": "application/javascript; charset=utf-8"}
+    )
 
 
 async def portal(request: web.Request) -> web.FileResponse:
-    return web.FileResponse(STATIC / "portal.html", headers={"Content-Type": "text/html; charset=utf-8"})
+    return web.FileResponse(
+        STATIC / "portal.html", headers={"Content-Type": "text/html; charset=utf-8"}
+    )
 
 
 def add_routes(app: web.Application) -> None:

@@ -41,7 +41,9 @@ class KnowledgeIndex:
         self.entries = {e.id: e for e in entries}
         self.threshold = DEFAULT_THRESHOLD if threshold is None else threshold
         self._rows: list[tuple[str, str]] = [(e.id, p) for e in entries for p in e.phrasings()]
-        self._vectorizer = TfidfVectorizer(analyzer="char_wb", ngram_range=(1, 3), sublinear_tf=True)
+        self._vectorizer = TfidfVectorizer(
+            analyzer="char_wb", ngram_range=(1, 3), sublinear_tf=True
+        )
         if self._rows:
             self._matrix = self._vectorizer.fit_transform([text for _, text in self._rows])
         else:

@@ -48,7 +48,11 @@ class KnowledgeBase:
             if await store.count_entries(conn):
                 return 0
             entries = [FaqEntry(**row) for row in read_jsonl(DEMO_FAQ)] if DEMO_FAQ.exists() else []
-            providers = [Provider(**row) for row in read_jsonl(DEMO_PROVIDERS)] if DEMO_PROVIDERS.exists() else []
+            providers = (
+                [Provider(**row) for row in read_jsonl(DEMO_PROVIDERS)]
+                if DEMO_PROVIDERS.exists()
+                else []
+            )
             async with conn.transaction():
                 for entry in entries:
                     await store.save_entry(conn, entry, actor="demo", action="import", at=at)

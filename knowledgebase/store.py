@@ -112,7 +112,11 @@ async def active_providers(conn: asyncpg.Connection) -> list[Provider]:
 
 
 async def record_feedback(
-    conn: asyncpg.Connection, entry_id: str, conversation_id: int | None, helpful: bool | None, at: datetime
+    conn: asyncpg.Connection,
+    entry_id: str,
+    conversation_id: int | None,
+    helpful: bool | None,
+    at: datetime,
 ) -> int:
     return await conn.fetchval(
         """INSERT INTO kb_feedback (entry_id, conversation_id, helpful, created_at)

@@ -68,7 +68,9 @@ def _classifier() -> CalibratedClassifierCV:
     return CalibratedClassifierCV(LinearSVC(C=0.5), cv=3)
 
 
-def choose_threshold(confidences: np.ndarray, correct: np.ndarray, target_precision: float) -> float:
+def choose_threshold(
+    confidences: np.ndarray, correct: np.ndarray, target_precision: float
+) -> float:
     """The lowest confidence above which cross-validated answers are right often enough."""
     order = np.argsort(-confidences)
     hits = np.cumsum(correct[order])
@@ -97,7 +99,9 @@ class BuiltinEngine:
         self.unit_threshold = unit_threshold
         self.extractor = extractor
         self.meta = meta
-        self._request_type_idx = [list(intent_clf.classes_).index(t) for t in REQUEST_TYPES if t in intent_clf.classes_]
+        self._request_type_idx = [
+            list(intent_clf.classes_).index(t) for t in REQUEST_TYPES if t in intent_clf.classes_
+        ]
         self._request_types = [t for t in REQUEST_TYPES if t in intent_clf.classes_]
         classes = list(intent_clf.classes_)
         self._emergency_idx = classes.index("emergency") if "emergency" in classes else None
@@ -126,7 +130,12 @@ class BuiltinEngine:
 
         unit_rows = [i for i, e in enumerate(examples) if e.unit]
         x_units = x_all[unit_rows]
-        y_units = np.array([TERRITORIAL if examples[i].unit in territorial else examples[i].unit for i in unit_rows])
+        y_units = np.array(
+            [
+                TERRITORIAL if examples[i].unit in territorial else examples[i].unit
+                for i in unit_rows
+            ]
+        )
         unit_clf = _classifier().fit(x_units, y_units)
 
         # cross-validated confidences, for the abstain threshold
@@ -159,24 +168,44 @@ class BuiltinEngine:
         directory.mkdir(parents=True, exist_ok=True)
         tmp = directory / (MODEL_FILE + ".tmp")
         joblib.dump(
-            {"features": self.features, "intent": self.intent_clf, "unit": self.unit_clf, "threshold": self.unit_threshold},
+            {
+                "features": self.features,
+                "intent": self.intent_clf,
+                "unit": self.unit_clf,
+                "threshold": self.unit_threshold,
+            },
             tmp,
         )
         tmp.replace(directory / MODEL_FILE)
-        (directory / META_FILE).write_text(json.dumps(self.meta, ensure_ascii=False, indent=2), encoding="utf-8")
+        (directory / META_FILE).write_text(
+            json.dumps(self.meta, ensure_ascii=False, indent=2), encoding="utf-8"
+        )
 
     @classmethod
-    def load(cls, directory: Path, *, embedder=None, gazetteer: Gazetteer | None = None) -> BuiltinEngine:
+    def load(
+        cls, directory: Path, *, embedder=None, gazetteer: Gazetteer | None = None
+    ) -> BuiltinEngine:
         meta = read_meta(directory)
         if meta is None or meta.get("format") != MODEL_FORMAT:
-            raise FileNotFoundError(f"no built-in NLU model of format {MODEL_FORMAT} in {directory}")
+            raise FileNotFoundError(
+                f"no built-in NLU model of format {MODEL_FORMAT} in {directory}"
+            )
         blob = joblib.load(directory / MODEL_FILE)
         features: TextFeatures = blob["features"]
         if meta.get("embedding"):
             if embedder is None:
-                raise ValueError(f"the model in {directory} needs the embedding model {meta['embedding']}")
+                raise ValueError(
+                    f"the model in {directory} needs the embedding model {meta['embedding']}"
+                )
             features.embedder = embedder
-        return cls(features, blob["intent"], blob["unit"], blob["threshold"], EntityExtractor(gazetteer or Gazetteer.load()), meta)
+        return cls(
+            features,
+            blob["intent"],
+            blob["unit"],
+            blob["threshold"],
+            EntityExtractor(gazetteer or Gazetteer.load()),
+            meta,
+        )
 
     # -- parsing ----------------------------------------------------------------------
 
@@ -187,7 +216,7 @@ class BuiltinEngine:
             return _unreadable(text, "empty")
         if not any(ch.isalnum() for ch in stripped):
             return _unreadable(text, "no_words")  # only emoji or punctuation
-        entities = self.extractor.extract(stripped[:4 * CLASSIFY_CHARS])
+        entities = self.extractor.extract(stripped[: 4 * CLASSIFY_CHARS])
         short = short_reply_intent(stripped)
         x = self.features.transform([self.extractor.gazetteer.mask(stripped[:CLASSIFY_CHARS])])
         intent_p = self.intent_clf.predict_proba(x)[0]
@@ -203,7 +232,9 @@ class BuiltinEngine:
         rt_best = int(np.argmax(rt_p))
 
         units = self._unit_guesses(unit_p, entities)
-        emergency_p = float(intent_p[self._emergency_idx]) if self._emergency_idx is not None else 0.0
+        emergency_p = (
+            float(intent_p[self._emergency_idx]) if self._emergency_idx is not None else 0.0
+        )
         emergency = emergency_rules.detect(stripped, emergency_p, intent == "emergency")
         if emergency is not None:
             intent = "emergency"
@@ -219,7 +250,6 @@ class BuiltinEngine:
             emergency=emergency,
             problem="too_long" if len(stripped) > CLASSIFY_CHARS else None,
         )
-
 
     def _unit_guesses(self, unit_p: np.ndarray, entities: Entities) -> list[UnitGuess]:
         """Top-3 units. The territorial class becomes the unit of the address's area; with no

@@ -13,7 +13,9 @@ log = logging.getLogger(__name__)
 
 
 def train_builtin(model_dir: Path, *, embedder=None) -> tuple[BuiltinEngine, TrainReport]:
-    engine, report = BuiltinEngine.train(load_examples(), embedder=embedder, data_files=training_files())
+    engine, report = BuiltinEngine.train(
+        load_examples(), embedder=embedder, data_files=training_files()
+    )
     engine.save(model_dir)
     return engine, report
 

@@ -26,9 +26,13 @@ _PLACE_SUFFIX = (
     "工业区|工业园|园区|商城|服装城|车站|码头|菜市场|新村|山庄|苑|城|湾"
 )
 _PLACE = re.compile(r"[\u4e00-\u9fa5A-Za-z0-9]{1,8}?(?:" + _PLACE_SUFFIX + r")(?:[东西南北中]?段)?")
-_HOUSE_NUMBER = re.compile(r"\d+(?:号楼|号|栋|幢|座|单元|室|楼|层)(?:\d+(?:号|栋|幢|单元|室|楼|层))*")
+_HOUSE_NUMBER = re.compile(
+    r"\d+(?:号楼|号|栋|幢|座|单元|室|楼|层)(?:\d+(?:号|栋|幢|单元|室|楼|层))*"
+)
 # A place name does not start with these: "我家在振狮路" is about 振狮路, not 我家在振狮路.
-_NOT_PLACE_START = set("我你他她它在的了是就到从往去这那有个和跟给把被让说想要门口旁边附近对面楼下楼上家里")
+_NOT_PLACE_START = set(
+    "我你他她它在的了是就到从往去这那有个和跟给把被让说想要门口旁边附近对面楼下楼上家里"
+)
 
 
 def find_phones(text: str) -> list[str]:
@@ -111,7 +115,15 @@ class EntityExtractor:
         return address
 
 
-_LEVEL_RANK = {"landmark": 0, "community": 1, "village": 1, "road": 2, "zone": 3, "subdistrict": 4, "town": 4}
+_LEVEL_RANK = {
+    "landmark": 0,
+    "community": 1,
+    "village": 1,
+    "road": 2,
+    "zone": 3,
+    "subdistrict": 4,
+    "town": 4,
+}
 
 
 def _longest_run(spans: list[tuple[int, int]]) -> tuple[int, int] | None:

@@ -45,8 +45,16 @@ class TextFeatures:
     """
 
     def __init__(self, embedder=None, embedding_weight: float = 1.0) -> None:
-        self.chars = TfidfVectorizer(analyzer="char_wb", ngram_range=(1, 3), sublinear_tf=True, min_df=1)
-        self.words = TfidfVectorizer(tokenizer=words, lowercase=False, token_pattern=None, ngram_range=(1, 2), sublinear_tf=True)
+        self.chars = TfidfVectorizer(
+            analyzer="char_wb", ngram_range=(1, 3), sublinear_tf=True, min_df=1
+        )
+        self.words = TfidfVectorizer(
+            tokenizer=words,
+            lowercase=False,
+            token_pattern=None,
+            ngram_range=(1, 2),
+            sublinear_tf=True,
+        )
         self.embedder = embedder
         self.embedding_weight = embedding_weight
 
@@ -60,8 +68,12 @@ class TextFeatures:
         b = self.words.fit_transform(texts)
         return self._stack(a, b, texts, embeddings)
 
-    def transform(self, texts: list[str], embeddings: np.ndarray | None = None) -> sparse.csr_matrix:
-        return self._stack(self.chars.transform(texts), self.words.transform(texts), texts, embeddings)
+    def transform(
+        self, texts: list[str], embeddings: np.ndarray | None = None
+    ) -> sparse.csr_matrix:
+        return self._stack(
+            self.chars.transform(texts), self.words.transform(texts), texts, embeddings
+        )
 
     def _stack(self, a, b, texts: list[str], embeddings: np.ndarray | None) -> sparse.csr_matrix:
         blocks = [a, b]

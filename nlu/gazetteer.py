@@ -54,7 +54,12 @@ class Gazetteer:
                 aliases[str(alias)] = place
         for entry in doc.get("places") or []:
             area = entry.get("area")
-            place = Place(entry["name"], entry.get("level", "place"), area, area_unit.get(area) if area else None)
+            place = Place(
+                entry["name"],
+                entry.get("level", "place"),
+                area,
+                area_unit.get(area) if area else None,
+            )
             places.append(place)
             for alias in [entry.get("qualified"), *(entry.get("aliases") or [])]:
                 if alias:
@@ -64,14 +69,18 @@ class Gazetteer:
     def find(self, text: str) -> list[Hit]:
         if self._pattern is None:
             return []
-        return [Hit(self._lookup[m.group(0)], m.start(), m.end()) for m in self._pattern.finditer(text)]
+        return [
+            Hit(self._lookup[m.group(0)], m.start(), m.end()) for m in self._pattern.finditer(text)
+        ]
 
     def names(self) -> list[str]:
         return list(self._lookup)
 
     @property
     def territorial_units(self) -> frozenset[str]:
-        return frozenset(p.unit for p in self.places if p.unit and p.level in ("subdistrict", "town", "zone"))
+        return frozenset(
+            p.unit for p in self.places if p.unit and p.level in ("subdistrict", "town", "zone")
+        )
 
     def mask(self, text: str, token: str = "") -> str:
         """The text with every known place replaced by one token: what a matter is about

@@ -36,7 +36,9 @@ def _example_texts(block: object, source: Path) -> list[tuple[str, dict]]:
             if not line:
                 continue
             if not line.startswith("- "):
-                raise TrainingDataError(f"{source}: example line does not start with '- ': {line!r}")
+                raise TrainingDataError(
+                    f"{source}: example line does not start with '- ': {line!r}"
+                )
             texts.append((line[2:].strip(), {}))
         return texts
     if isinstance(block, list):

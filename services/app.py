@@ -22,7 +22,9 @@ from services.units import load_units, sync_units
 log = logging.getLogger(__name__)
 
 
-async def build_context(settings: Settings, clock: Clock | None = None, *, nlu: Engine | None = None) -> Context:
+async def build_context(
+    settings: Settings, clock: Clock | None = None, *, nlu: Engine | None = None
+) -> Context:
     clock = clock or SystemClock()
     units = load_units(settings.units_file)
     dsn = await db.resolve_dsn(settings.database_url, settings.pgdata_dir)
@@ -46,7 +48,9 @@ async def build_context(settings: Settings, clock: Clock | None = None, *, nlu: 
     return Context(settings, clock, pool, units, nlu, kb, conversation)
 
 
-def create_app(settings: Settings, clock: Clock | None = None, context: Context | None = None) -> web.Application:
+def create_app(
+    settings: Settings, clock: Clock | None = None, context: Context | None = None
+) -> web.Application:
     app = web.Application(client_max_size=settings.max_body_bytes, middlewares=[json_errors])
 
     async def lifecycle(app: web.Application):  # noqa: ANN202 - aiohttp cleanup context

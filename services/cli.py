@@ -7,9 +7,11 @@ import json
 import logging
 import sys
 
+import asyncpg
 from aiohttp import web
 
 from services.config import Settings
+from services.units import UnitDirectoryError
 
 
 class CliError(Exception):
@@ -27,10 +29,20 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from services.app import create_app
 
     base = _settings()
-    settings = base.with_overrides(host=args.host or base.host, port=base.port if args.port is None else args.port)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    print(f"12345 hotline: starting on http://{settings.host}:{settings.port}/ (data in {settings.data_dir})", flush=True)
-    web.run_app(create_app(settings), host=settings.host, port=settings.port, print=None)
+    settings = base.with_overrides(
+        host=args.host or base.host, port=base.port if args.port is None else args.port
+    )
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    print(
+        f"12345 hotline: starting on http://{settings.host}:{settings.port}/ (data in {settings.data_dir})",
+        flush=True,
+    )
+    try:
+        web.run_app(create_app(settings), host=settings.host, port=settings.port, print=None)
+    except (UnitDirectoryError, OSError, asyncpg.PostgresError) as exc:
+        raise CliError(f"cannot start: {exc}") from exc
     return 0
 
 
@@ -61,7 +73,9 @@ def _emit(payload: dict, as_json: bool) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="hotline", description="12345 citizen service hotline backend")
+    parser = argparse.ArgumentParser(
+        prog="hotline", description="12345 citizen service hotline backend"
+    )
     sub = parser.add_subparsers(dest="command", required=True)
 
     serve = sub.add_parser("serve", help="start the service")
@@ -69,7 +83,9 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--port", type=int)
     serve.set_defaults(func=cmd_serve)
 
-    nlu = sub.add_parser("nlu", help="train and evaluate the NLU").add_subparsers(dest="nlu_command", required=True)
+    nlu = sub.add_parser("nlu", help="train and evaluate the NLU").add_subparsers(
+        dest="nlu_command", required=True
+    )
     train = nlu.add_parser("train", help="train the built-in engine from the project data")
     train.add_argument("--json", action="store_true")
     train.set_defaults(func=cmd_nlu_train)

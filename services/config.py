@@ -77,7 +77,9 @@ class Settings:
             units_file=path("HOTLINE_UNITS_FILE") or DEFAULT_UNITS_FILE,
             host=env.get("HOTLINE_HOST") or defaults.host,
             port=_env_int(env, "HOTLINE_PORT", defaults.port),
-            max_message_chars=_env_int(env, "HOTLINE_MAX_MESSAGE_CHARS", defaults.max_message_chars),
+            max_message_chars=_env_int(
+                env, "HOTLINE_MAX_MESSAGE_CHARS", defaults.max_message_chars
+            ),
             max_body_bytes=_env_int(env, "HOTLINE_MAX_BODY_BYTES", defaults.max_body_bytes),
             nlu_model_dir=path("HOTLINE_NLU_MODEL_DIR"),
             embedding_model_dir=path("HOTLINE_EMBEDDING_MODEL_DIR"),
@@ -86,4 +88,3 @@ class Settings:
             load_demo_data=env.get("HOTLINE_DEMO_DATA", "1") not in ("0", "false", "no"),
             city_name=env.get("HOTLINE_CITY") or defaults.city_name,
         )
-

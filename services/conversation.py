@@ -109,7 +109,8 @@ class ConversationService:
             raise InvalidMessage("empty", "the message is empty")
         if len(text) > self.max_message_chars:
             raise InvalidMessage(
-                "too_long", f"the message has {len(text)} characters; at most {self.max_message_chars} are accepted"
+                "too_long",
+                f"the message has {len(text)} characters; at most {self.max_message_chars} are accepted",
             )
         return text
 
@@ -121,8 +122,12 @@ class ConversationService:
                 citizen_id = await citizens.for_identity(conn, inbound.channel, inbound.session_key)
                 if inbound.phone:
                     citizen_id = await citizens.attach_phone(conn, citizen_id, inbound.phone)
-                convo = await conversations.open_for_session(conn, inbound.channel, inbound.session_key, citizen_id, now)
-                stored = await messages.store_inbound(conn, convo.id, text, inbound.client_message_id, now)
+                convo = await conversations.open_for_session(
+                    conn, inbound.channel, inbound.session_key, citizen_id, now
+                )
+                stored = await messages.store_inbound(
+                    conn, convo.id, text, inbound.client_message_id, now
+                )
             if not stored.created:
                 previous = await self._previous_result(conn, convo.id, stored.id)
                 if previous is not None:
@@ -157,7 +162,9 @@ class ConversationService:
             nlu=parse.to_dict(),
         )
 
-    async def _previous_result(self, conn: asyncpg.Connection, convo_id: int, message_id: int) -> TurnResult | None:
+    async def _previous_result(
+        self, conn: asyncpg.Connection, convo_id: int, message_id: int
+    ) -> TurnResult | None:
         """The result already given to this message, when it was handled before."""
         texts = await messages.replies_to(conn, message_id)
         order = await work_orders.by_source_message(conn, message_id)
@@ -277,7 +284,10 @@ class _Dialogue:
         if not found:
             self.say(replies.NO_PROVIDER)
             return
-        lines = [f"{p.name}（{p.area or '全市'}，{p.hours or '营业时间请来电确认'}）电话：{p.phone}" for p in found]
+        lines = [
+            f"{p.name}（{p.area or '全市'}，{p.hours or '营业时间请来电确认'}）电话：{p.phone}"
+            for p in found
+        ]
         self.say(replies.providers(lines))
 
     def answer_from_kb(self, parse: ParseResult) -> bool:
@@ -321,7 +331,9 @@ class _Dialogue:
         else:
             self.d["state"] = "await_confirm"
             units = self.route(draft)
-            unit_name = self.s.units.name(units[0]["code"]) if units and units[0]["confident"] else None
+            unit_name = (
+                self.s.units.name(units[0]["code"]) if units and units[0]["confident"] else None
+            )
             self.say(replies.confirm(draft, unit_name))
 
     async def on_location(self, parse: ParseResult) -> None:
@@ -349,7 +361,10 @@ class _Dialogue:
         # anything else amends the draft: a new phone, a new place, or more words
         if parse.entities.phones:
             draft["phone"] = parse.entities.phones[0]
-        elif parse.entities.address and len(parse.entities.address.text) >= len(parse.text.strip()) - 4:
+        elif (
+            parse.entities.address
+            and len(parse.entities.address.text) >= len(parse.text.strip()) - 4
+        ):
             draft["location"] = parse.entities.address.text[:MAX_LOCATION_CHARS]
             draft["address"] = _address_dict(parse.entities.address)
         else:
@@ -363,7 +378,11 @@ class _Dialogue:
             text = draft["content"] + (f" {draft['location']}" if draft.get("location") else "")
             parse = self.s.nlu.parse(text)
             draft["units"] = [
-                {"code": u.code, "probability": round(u.probability, 4), "confident": i == 0 and parse.unit_confident}
+                {
+                    "code": u.code,
+                    "probability": round(u.probability, 4),
+                    "confident": i == 0 and parse.unit_confident,
+                }
                 for i, u in enumerate(parse.units)
             ]
         return draft["units"]
@@ -393,16 +412,32 @@ class _Dialogue:
             Actor(self.inbound.channel, "citizen"),
             now,
         )
-        lead = units[0]["code"] if units and units[0]["confident"] and units[0]["code"] in self.s.units else None
+        lead = (
+            units[0]["code"]
+            if units and units[0]["confident"] and units[0]["code"] in self.s.units
+            else None
+        )
         if lead:
             await work_orders.record_event(
-                self.conn, order["id"], "dispatched", BOT, now, lead_unit=lead, data={"suggestions": units}
+                self.conn,
+                order["id"],
+                "dispatched",
+                BOT,
+                now,
+                lead_unit=lead,
+                data={"suggestions": units},
             )
         self.turn.request_number = order["request_number"]
         if draft["request_type"] == "praise":
             self.say(replies.praise_filed(order["request_number"]))
         else:
-            self.say(replies.filed(order["request_number"], draft["request_type"], self.s.units.name(lead) if lead else None))
+            self.say(
+                replies.filed(
+                    order["request_number"],
+                    draft["request_type"],
+                    self.s.units.name(lead) if lead else None,
+                )
+            )
 
     # -- progress and feedback ----------------------------------------------------------
 
@@ -437,7 +472,9 @@ class _Dialogue:
         short = short_reply_intent(parse.text)
         if entry_id and short in ("affirm", "deny"):
             helpful = short == "affirm"
-            await kb_store.record_feedback(self.conn, entry_id, self.convo.id, helpful, self.s.clock.now())
+            await kb_store.record_feedback(
+                self.conn, entry_id, self.convo.id, helpful, self.s.clock.now()
+            )
             if helpful:
                 self.say(replies.FEEDBACK_THANKS)
             else:

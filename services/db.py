@@ -73,7 +73,9 @@ async def apply_migrations(conn: asyncpg.Connection, directory: Path = MIGRATION
 
 async def _init_connection(conn: asyncpg.Connection) -> None:
     await register_vector(conn)
-    await conn.set_type_codec("jsonb", encoder=_json_dumps, decoder=_json_loads, schema="pg_catalog")
+    await conn.set_type_codec(
+        "jsonb", encoder=_json_dumps, decoder=_json_loads, schema="pg_catalog"
+    )
 
 
 def _json_dumps(value: object) -> str:
@@ -95,7 +97,9 @@ async def connect(dsn: str, *, min_size: int = 2, max_size: int = 10) -> asyncpg
         await apply_migrations(conn)
     finally:
         await conn.close()
-    return await asyncpg.create_pool(dsn, min_size=min_size, max_size=max_size, init=_init_connection)
+    return await asyncpg.create_pool(
+        dsn, min_size=min_size, max_size=max_size, init=_init_connection
+    )
 
 
 async def resolve_dsn(database_url: str | None, pgdata: Path) -> str:

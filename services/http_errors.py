@@ -20,8 +20,14 @@ async def json_errors(request: web.Request, handler):  # noqa: ANN001, ANN201 - 
     except web.HTTPException as exc:
         if exc.status < 400 or exc.content_type == "application/json":
             raise
-        code = {404: "not_found", 405: "method_not_allowed", 413: "too_large"}.get(exc.status, "http_error")
-        return json_error(exc.status, code, exc.reason if exc.status != 413 else exc.text or exc.reason)
+        code = {404: "not_found", 405: "method_not_allowed", 413: "too_large"}.get(
+            exc.status, "http_error"
+        )
+        return json_error(
+            exc.status, code, exc.reason if exc.status != 413 else exc.text or exc.reason
+        )
     except Exception:
         log.exception("unhandled error on %s %s", request.method, request.path)
-        return json_error(500, "internal_error", "the service could not handle this request; it has been logged")
+        return json_error(
+            500, "internal_error", "the service could not handle this request; it has been logged"
+        )

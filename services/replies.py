@@ -7,18 +7,26 @@ from nlu.types import REQUEST_TYPE_LABELS
 
 GREETING = "您好，这里是12345市民服务热线智能客服。请直接说明您要咨询、投诉、求助、举报或建议的事项，我来为您办理。"
 GOODBYE = "感谢您联系12345，祝您生活愉快，再见。"
-NOT_UNDERSTOOD = "抱歉，我没有完全理解。请用一两句话说明您遇到的问题或想咨询的事项；如需人工服务，请回复“人工”。"
+NOT_UNDERSTOOD = (
+    "抱歉，我没有完全理解。请用一两句话说明您遇到的问题或想咨询的事项；如需人工服务，请回复“人工”。"
+)
 HANDOFF = "好的，正在为您转接人工坐席，请稍候。您之前的留言坐席都能看到，无需重复。"
 HANDOFF_UNSURE = "抱歉，我暂时没能理解您的问题，已为您转接人工坐席，请稍候。"
 WAITING_AGENT = "人工坐席正在接入，请稍候；您的留言已记录。"
 ASK_LOCATION = "请问问题发生的具体地点在哪里？请说明街道（镇）、路名、小区或门牌号。"
 ASK_PHONE = "请留下您的联系电话，方便承办单位与您联系核实。"
-ASK_PHONE_AGAIN = "没有识别到有效的电话号码，请输入11位手机号或带区号的固定电话；如要放弃登记请回复“取消”。"
+ASK_PHONE_AGAIN = (
+    "没有识别到有效的电话号码，请输入11位手机号或带区号的固定电话；如要放弃登记请回复“取消”。"
+)
 CANCELLED = "好的，已取消本次登记。如需反映其他问题，请直接描述。"
 ASK_REQUEST_NUMBER = "请提供您的诉求编号（例如 20261123-0001），我为您查询办理进度。"
 FEEDBACK_THANKS = "感谢您的反馈！还有其他问题可以继续咨询。"
-FEEDBACK_SORRY = "抱歉没能帮到您。您可以补充说明具体情况，我为您登记转相关部门答复；也可以回复“人工”转人工坐席。"
-NO_PROVIDER = "抱歉，暂未找到相关的登记便民服务商。您可以补充说明需要什么服务，或回复“人工”咨询坐席。"
+FEEDBACK_SORRY = (
+    "抱歉没能帮到您。您可以补充说明具体情况，我为您登记转相关部门答复；也可以回复“人工”转人工坐席。"
+)
+NO_PROVIDER = (
+    "抱歉，暂未找到相关的登记便民服务商。您可以补充说明需要什么服务，或回复“人工”咨询坐席。"
+)
 
 
 def mask_phone(phone: str | None) -> str:
@@ -28,7 +36,9 @@ def mask_phone(phone: str | None) -> str:
 
 
 def confirm(draft: dict, unit_name: str | None) -> str:
-    parts = [f"请确认您要登记的{REQUEST_TYPE_LABELS[draft['request_type']]}事项：{draft['content']}"]
+    parts = [
+        f"请确认您要登记的{REQUEST_TYPE_LABELS[draft['request_type']]}事项：{draft['content']}"
+    ]
     if draft.get("location"):
         parts.append(f"地点：{draft['location']}")
     if draft.get("phone"):
@@ -72,4 +82,7 @@ def own_orders(lines: list[str]) -> str:
 
 
 def providers(lines: list[str]) -> str:
-    return "这类需求属于市场服务，12345为您推荐以下登记在册的便民服务商（请自行联系并确认价格）：\n" + "\n".join(lines)
+    return (
+        "这类需求属于市场服务，12345为您推荐以下登记在册的便民服务商（请自行联系并确认价格）：\n"
+        + "\n".join(lines)
+    )

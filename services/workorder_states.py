@@ -18,7 +18,16 @@ RETURNED = "returned"
 ARBITRATION = "arbitration"
 CLOSED = "closed"
 
-STATUSES = (AWAITING_DISPATCH, DISPATCHED, SIGNED, CONTACTED, RESOLVED, RETURNED, ARBITRATION, CLOSED)
+STATUSES = (
+    AWAITING_DISPATCH,
+    DISPATCHED,
+    SIGNED,
+    CONTACTED,
+    RESOLVED,
+    RETURNED,
+    ARBITRATION,
+    CLOSED,
+)
 OPEN_STATUSES = tuple(s for s in STATUSES if s != CLOSED)
 
 # Plain-Chinese names, for citizens asking about progress.

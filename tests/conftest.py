@@ -4,7 +4,6 @@ and the service on a real loopback port."""
 
 from __future__ import annotations
 
-
 import os
 import tempfile
 import uuid
@@ -91,7 +90,9 @@ def clock() -> FixedClock:
 
 @pytest.fixture
 def settings(database_url: str, tmp_path: Path) -> Settings:
-    return Settings(database_url=database_url, data_dir=tmp_path / "data", nlu_model_dir=CACHE_DIR / "nlu")
+    return Settings(
+        database_url=database_url, data_dir=tmp_path / "data", nlu_model_dir=CACHE_DIR / "nlu"
+    )
 
 
 @dataclass
@@ -127,6 +128,3 @@ async def service(settings: Settings, clock: FixedClock, nlu_engine) -> AsyncIte
 async def conn(service: Running) -> AsyncIterator[asyncpg.Connection]:
     async with service.ctx.pool.acquire() as connection:
         yield connection
-
-
-

@@ -32,8 +32,12 @@ async def test_complaint_is_filed_with_number_and_unit(service, conn):
     assert order["contact_phone"] == "13859901234"
     assert "川菜馆" in order["content"]
     assert "长福路" in order["location"]
-    kinds = [r["kind"] for r in await conn.fetch(
-        "SELECT kind FROM work_order_events WHERE work_order_id = $1 ORDER BY id", order["id"])]
+    kinds = [
+        r["kind"]
+        for r in await conn.fetch(
+            "SELECT kind FROM work_order_events WHERE work_order_id = $1 ORDER BY id", order["id"]
+        )
+    ]
     assert kinds == ["filed", "dispatched"]
 
 
@@ -45,7 +49,9 @@ async def test_missing_location_is_asked_for(service, conn):
     assert any("电话" in r for r in second["replies"])
     await client.say("0595-88123456")
     done = await client.say("是的")
-    order = await conn.fetchrow("SELECT * FROM work_orders WHERE request_number = $1", done["request_number"])
+    order = await conn.fetchrow(
+        "SELECT * FROM work_orders WHERE request_number = $1", done["request_number"]
+    )
     assert order["location"].startswith("凤里街道新华路")
     assert order["contact_phone"] == "0595-88123456".replace("-", "")
 
@@ -59,13 +65,20 @@ async def test_resend_of_same_client_message_id_is_stored_once(service, conn):
     assert again["duplicate"] is True
     assert again["request_number"] == first["request_number"]
     assert again["replies"] == first["replies"]
-    assert await conn.fetchval("SELECT count(*) FROM messages WHERE client_message_id = 'confirm-1'") == 1
+    assert (
+        await conn.fetchval("SELECT count(*) FROM messages WHERE client_message_id = 'confirm-1'")
+        == 1
+    )
     assert await conn.fetchval("SELECT count(*) FROM work_orders") == 1
 
 
-async def _post_raw(url: str, data: bytes, content_type: str = "application/json") -> tuple[int, dict]:
+async def _post_raw(
+    url: str, data: bytes, content_type: str = "application/json"
+) -> tuple[int, dict]:
     async with aiohttp.ClientSession() as http:
-        async with http.post(f"{url}/api/chat/messages", data=data, headers={"Content-Type": content_type}) as resp:
+        async with http.post(
+            f"{url}/api/chat/messages", data=data, headers={"Content-Type": content_type}
+        ) as resp:
             return resp.status, await resp.json()
 
 
@@ -73,9 +86,13 @@ async def test_bad_messages_get_json_errors_and_store_nothing(service, conn):
     cases = [
         (b'{"session_id": "s1", "client_message_id": "a", "text": ""}', 400, "empty"),
         (b'{"session_id": "s1", "client_message_id": "b", "text": "   \\n "}', 400, "empty"),
-        ('{"session_id": "s1", "client_message_id": "c", "text": "%s"}' % ("噪" * 2001), 413, "too_long"),
+        (
+            '{"session_id": "s1", "client_message_id": "c", "text": "%s"}' % ("噪" * 2001),
+            413,
+            "too_long",
+        ),
         (b'{"session_id": "s1", "text": "\xff\xfe\xb0\xa1"}', 400, "bad_encoding"),
-        ("{\"session_id\": \"s1\", \"text\": \"\u6295\u8bc9\"".encode("gbk"), 400, "bad_encoding"),
+        ('{"session_id": "s1", "text": "\u6295\u8bc9"'.encode("gbk"), 400, "bad_encoding"),
         (b'{"session_id": "s1", "text": ', 400, "bad_json"),
         (b'["not", "an", "object"]', 400, "bad_json"),
         (b'{"text": "hello"}', 400, "bad_session_id"),
@@ -88,7 +105,9 @@ async def test_bad_messages_get_json_errors_and_store_nothing(service, conn):
         assert (got_status, got["error"]) == (status, code), (body[:60], got)
         assert got["reason"]
     # a body over the HTTP limit is refused before it is read
-    got_status, got = await _post_raw(service.url, b"x" * (service.ctx.settings.max_body_bytes + 10))
+    got_status, got = await _post_raw(
+        service.url, b"x" * (service.ctx.settings.max_body_bytes + 10)
+    )
     assert got_status == 413 and got["error"] == "too_large"
     assert await conn.fetchval("SELECT count(*) FROM messages") == 0
     assert await conn.fetchval("SELECT count(*) FROM conversations") == 0
@@ -138,7 +157,9 @@ async def test_asking_for_a_person_hands_over(service, conn):
     client = ChatClient(service.url)
     result = await client.say("转人工")
     assert result["mode"] == "waiting_agent"
-    row = await conn.fetchrow("SELECT mode, handoff_reason FROM conversations WHERE id = $1", result["conversation_id"])
+    row = await conn.fetchrow(
+        "SELECT mode, handoff_reason FROM conversations WHERE id = $1", result["conversation_id"]
+    )
     assert tuple(row) == ("waiting_agent", "asked_for_agent")
     later = await client.say("还在吗")
     assert later["mode"] == "waiting_agent"

@@ -50,7 +50,8 @@ async def set_nlu(conn: asyncpg.Connection, message_id: int, nlu: dict[str, Any]
 
 async def replies_to(conn: asyncpg.Connection, message_id: int) -> list[str]:
     rows = await conn.fetch(
-        "SELECT text FROM messages WHERE reply_to = $1 AND direction = 'out' ORDER BY id", message_id
+        "SELECT text FROM messages WHERE reply_to = $1 AND direction = 'out' ORDER BY id",
+        message_id,
     )
     return [r["text"] for r in rows]
 

@@ -9,6 +9,7 @@ import asyncpg
 
 from services.clock import CHINA_TZ
 
+
 async def next_number(conn: asyncpg.Connection, at: datetime) -> str:
     day = at.astimezone(CHINA_TZ).date()
     seq = await conn.fetchval(

@@ -38,7 +38,9 @@ _ORDER_COLUMNS = """id, request_number, citizen_id, conversation_id, source_mess
     location, address, contact_phone, lead_unit, suggestions, status, created_at, updated_at"""
 
 
-async def create(conn: asyncpg.Connection, order: NewWorkOrder, actor: Actor, at: datetime) -> asyncpg.Record:
+async def create(
+    conn: asyncpg.Connection, order: NewWorkOrder, actor: Actor, at: datetime
+) -> asyncpg.Record:
     """Insert an order with its first event, `filed`. Call inside a transaction."""
     number = await request_numbers.next_number(conn, at)
     status = states.next_status(None, "filed")
@@ -83,7 +85,9 @@ async def record_event(
     `lead_unit`, when given, becomes the order's lead unit in the same step (dispatch).
     Raises TransitionError when the current status does not allow the event.
     """
-    current = await conn.fetchval("SELECT status FROM work_orders WHERE id = $1 FOR UPDATE", order_id)
+    current = await conn.fetchval(
+        "SELECT status FROM work_orders WHERE id = $1 FOR UPDATE", order_id
+    )
     if current is None:
         raise LookupError(f"work order {order_id} does not exist")
     status = states.next_status(current, kind)
@@ -95,7 +99,9 @@ async def record_event(
         lead_unit,
         at,
     )
-    await _insert_event(conn, order_id, kind, actor, unit or lead_unit, note, data or {}, status, at)
+    await _insert_event(
+        conn, order_id, kind, actor, unit or lead_unit, note, data or {}, status, at
+    )
     return status
 
 
@@ -150,7 +156,9 @@ async def by_source_message(conn: asyncpg.Connection, message_id: int) -> asyncp
     )
 
 
-async def of_citizen(conn: asyncpg.Connection, citizen_id: int, limit: int = 5) -> list[asyncpg.Record]:
+async def of_citizen(
+    conn: asyncpg.Connection, citizen_id: int, limit: int = 5
+) -> list[asyncpg.Record]:
     return await conn.fetch(
         f"""SELECT {_ORDER_COLUMNS} FROM work_orders WHERE citizen_id = $1
             ORDER BY created_at DESC, id DESC LIMIT $2""",
