@@ -26,13 +26,14 @@ from nlu import emergency as emergency_rules
 from nlu.entities import EntityExtractor
 from nlu.features import TextFeatures
 from nlu.gazetteer import Gazetteer
+from nlu.linear import CalibratedLinear
 from nlu.rules import short_reply_intent
 from nlu.training_data import Example, dedupe, training_files
 from nlu.types import REQUEST_TYPES, Entities, ParseResult, UnitGuess
 
 log = logging.getLogger(__name__)
 
-MODEL_FORMAT = 1
+MODEL_FORMAT = 2
 MODEL_FILE = "model.joblib"
 META_FILE = "meta.json"
 # Messages longer than this are cut before classification: the first part says what it is about.
@@ -61,7 +62,7 @@ class TrainReport:
     extra: dict = field(default_factory=dict)
 
 
-def _classifier() -> CalibratedClassifierCV:
+def make_classifier() -> CalibratedClassifierCV:
     # A linear SVM trains in about a second on the project data (logistic regression took
     # half a minute for no better held-out accuracy); Platt scaling on internal folds makes
     # its scores probabilities, which the abstain threshold needs.
@@ -87,8 +88,8 @@ class BuiltinEngine:
     def __init__(
         self,
         features: TextFeatures,
-        intent_clf: CalibratedClassifierCV,
-        unit_clf: CalibratedClassifierCV,
+        intent_clf: CalibratedLinear,
+        unit_clf: CalibratedLinear,
         unit_threshold: float,
         extractor: EntityExtractor,
         meta: dict,
@@ -126,7 +127,7 @@ class BuiltinEngine:
         features = TextFeatures(embedder=embedder)
         embeddings = embedder.encode(texts) if embedder is not None else None
         x_all = features.fit(texts, embeddings)
-        intent_clf = _classifier().fit(x_all, [e.intent for e in examples])
+        intent_clf = CalibratedLinear.from_sklearn(make_classifier().fit(x_all, [e.intent for e in examples]))
 
         unit_rows = [i for i, e in enumerate(examples) if e.unit]
         x_units = x_all[unit_rows]
@@ -136,7 +137,7 @@ class BuiltinEngine:
                 for i in unit_rows
             ]
         )
-        unit_clf = _classifier().fit(x_units, y_units)
+        unit_clf = CalibratedLinear.from_sklearn(make_classifier().fit(x_units, y_units))
 
         # cross-validated confidences, for the abstain threshold
         conf, correct = _cross_validated(x_units, y_units)
@@ -274,7 +275,7 @@ def _cross_validated(x, y: np.ndarray, folds: int = 5) -> tuple[np.ndarray, np.n
     conf = np.zeros(len(y))
     correct = np.zeros(len(y))
     for train_idx, test_idx in StratifiedKFold(folds, shuffle=True, random_state=7).split(x, y):
-        clf = _classifier().fit(x[train_idx], y[train_idx])
+        clf = make_classifier().fit(x[train_idx], y[train_idx])
         p = clf.predict_proba(x[test_idx])
         best = p.argmax(axis=1)
         conf[test_idx] = p[np.arange(len(best)), best]

@@ -9,7 +9,6 @@ from aiohttp import web
 
 from channels import web as web_channel
 from knowledgebase.service import KnowledgeBase
-from nlu.engine import load_or_train
 from nlu.types import Engine
 from services import db
 from services.clock import Clock, SystemClock
@@ -17,6 +16,7 @@ from services.config import Settings
 from services.context import CONTEXT, Context
 from services.conversation import ConversationService
 from services.http_errors import json_errors
+from services.nlu_loading import load_builtin
 from services.units import load_units, sync_units
 
 log = logging.getLogger(__name__)
@@ -32,7 +32,7 @@ async def build_context(
     try:
         await sync_units(pool, units)
         if nlu is None:
-            nlu = await asyncio.to_thread(load_or_train, settings.nlu_dir)
+            nlu = await asyncio.to_thread(load_builtin, settings)
         kb = KnowledgeBase(pool, settings.kb_answer_threshold)
         if settings.load_demo_data:
             loaded = await kb.load_demo_if_empty(clock.now())

@@ -43,6 +43,8 @@ class Settings:
     unit_confidence_threshold: float | None = None
     kb_answer_threshold: float | None = None
     load_demo_data: bool = True
+    # Sentence embeddings beside n-grams in the NLU (HOTLINE_EMBEDDINGS=0: n-grams only).
+    use_embeddings: bool = True
     city_name: str = "石狮市"
 
     @property
@@ -86,5 +88,6 @@ class Settings:
             unit_confidence_threshold=float(threshold) if threshold else None,
             kb_answer_threshold=float(kb_threshold) if kb_threshold else None,
             load_demo_data=env.get("HOTLINE_DEMO_DATA", "1") not in ("0", "false", "no"),
+            use_embeddings=env.get("HOTLINE_EMBEDDINGS", "1") not in ("0", "false", "no"),
             city_name=env.get("HOTLINE_CITY") or defaults.city_name,
         )

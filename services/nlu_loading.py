@@ -1,0 +1,27 @@
+"""Building the NLU the service uses from the settings: the embedding model folder (rebuilt
+from the packaged weights when missing) and the built-in engine (trained when missing)."""
+
+from __future__ import annotations
+
+from nlu.builtin import BuiltinEngine, TrainReport
+from nlu.engine import load_or_train, train_builtin
+from services.config import Settings
+
+
+def load_embedder_from_settings(settings: Settings):
+    if not settings.use_embeddings:
+        return None
+    from nlu.embeddings import load_embedder
+
+    return load_embedder(settings.embedding_dir)
+
+
+def load_builtin(settings: Settings) -> BuiltinEngine:
+    return load_or_train(settings.nlu_dir, embedder=load_embedder_from_settings(settings))
+
+
+def train_builtin_from_settings(settings: Settings) -> TrainReport:
+    embedder = load_embedder_from_settings(settings)
+    _, report = train_builtin(settings.nlu_dir, embedder=embedder)
+    report.extra["embedding"] = getattr(embedder, "name", None)
+    return report
