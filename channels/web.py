@@ -16,6 +16,7 @@ from typing import Any
 
 from aiohttp import WSMsgType, web
 
+from services.agent_hub import hub_of
 from services.context import context_of
 from services.conversation import Inbound, InvalidMessage, TurnResult
 from services.http_errors import json_error
@@ -92,19 +93,29 @@ async def websocket(request: web.Request) -> web.WebSocketResponse:
     ctx = context_of(request)
     ws = web.WebSocketResponse(heartbeat=30, max_msg_size=ctx.settings.max_body_bytes)
     await ws.prepare(request)
-    async for msg in ws:
-        if msg.type == WSMsgType.TEXT:
-            reply: dict[str, Any]
-            body: dict[str, Any] = {}
-            try:
-                body = parse_body(msg.data.encode("utf-8"))
-                reply = result_json(await ctx.conversation.handle(to_inbound(body)))
-            except (BadRequest, InvalidMessage) as exc:
-                reply = {"error": exc.code, "reason": exc.reason}
-            reply["client_message_id"] = body.get("client_message_id")
-            await ws.send_json(reply, dumps=lambda v: json.dumps(v, ensure_ascii=False))
-        elif msg.type == WSMsgType.BINARY:
-            await ws.send_json({"error": "bad_frame", "reason": "send JSON text frames"})
+    hub = hub_of(request.app)
+    try:
+        async for msg in ws:
+            if msg.type == WSMsgType.TEXT:
+                reply: dict[str, Any]
+                body: dict[str, Any] = {}
+                try:
+                    body = parse_body(msg.data.encode("utf-8"))
+                    if body.get("type") == "subscribe":
+                        # what an agent writes to this session is pushed here (services/agent_hub)
+                        await hub.add_citizen(to_inbound({**body, "text": ""}).session_key, ws)
+                        continue
+                    inbound = to_inbound(body)
+                    await hub.add_citizen(inbound.session_key, ws)
+                    reply = result_json(await ctx.conversation.handle(inbound))
+                except (BadRequest, InvalidMessage) as exc:
+                    reply = {"error": exc.code, "reason": exc.reason}
+                reply["client_message_id"] = body.get("client_message_id")
+                await ws.send_json(reply, dumps=lambda v: json.dumps(v, ensure_ascii=False))
+            elif msg.type == WSMsgType.BINARY:
+                await ws.send_json({"error": "bad_frame", "reason": "send JSON text frames"})
+    finally:
+        hub.remove_citizen(ws)
     return ws
 
 

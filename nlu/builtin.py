@@ -12,6 +12,7 @@ import hashlib
 import json
 import logging
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -116,7 +117,7 @@ class BuiltinEngine:
         *,
         embedder=None,
         gazetteer: Gazetteer | None = None,
-        target_precision: float = 0.97,
+        target_precision: float = 0.95,
         data_files: list[Path] | None = None,
     ) -> tuple[BuiltinEngine, TrainReport]:
         started = time.perf_counter()
@@ -213,10 +214,9 @@ class BuiltinEngine:
     def parse(self, text: str) -> ParseResult:
         text = text if isinstance(text, str) else ""
         stripped = text.strip()
-        if not stripped:
-            return _unreadable(text, "empty")
-        if not any(ch.isalnum() for ch in stripped):
-            return _unreadable(text, "no_words")  # only emoji or punctuation
+        problem = input_problem(stripped)
+        if problem is not None:
+            return unreadable(text, problem, self.name)
         entities = self.extractor.extract(stripped[: 4 * CLASSIFY_CHARS])
         short = short_reply_intent(stripped)
         x = self.features.transform([self.extractor.gazetteer.mask(stripped[:CLASSIFY_CHARS])])
@@ -253,20 +253,34 @@ class BuiltinEngine:
         )
 
     def _unit_guesses(self, unit_p: np.ndarray, entities: Entities) -> list[UnitGuess]:
-        """Top-3 units. The territorial class becomes the unit of the address's area; with no
-        known area it cannot name a unit and is left out."""
-        local = entities.address.territorial_unit if entities.address else None
-        guesses = []
-        for i in np.argsort(-unit_p):
-            code = str(self.unit_clf.classes_[i])
-            if code == TERRITORIAL:
-                if local is None:
-                    continue
-                code = local
-            guesses.append(UnitGuess(code, float(unit_p[i])))
-            if len(guesses) == 3:
-                break
-        return guesses
+        ranked = ((str(self.unit_clf.classes_[i]), float(unit_p[i])) for i in np.argsort(-unit_p))
+        return unit_guesses(ranked, entities)
+
+
+def unit_guesses(ranked: Iterable[tuple[str, float]], entities: Entities) -> list[UnitGuess]:
+    """Top-3 units from (class, probability) pairs, best first. The territorial class becomes
+    the unit of the address's area; with no known area it cannot name a unit and is left out.
+    Shared by the built-in and the Rasa engine."""
+    local = entities.address.territorial_unit if entities.address else None
+    guesses = []
+    for code, probability in ranked:
+        if code == TERRITORIAL:
+            if local is None:
+                continue
+            code = local
+        guesses.append(UnitGuess(code, probability))
+        if len(guesses) == 3:
+            break
+    return guesses
+
+
+def input_problem(stripped: str) -> str | None:
+    """Why a (stripped) message cannot be classified at all, else None."""
+    if not stripped:
+        return "empty"
+    if not any(ch.isalnum() for ch in stripped):
+        return "no_words"  # only emoji or punctuation
+    return None
 
 
 def _cross_validated(x, y: np.ndarray, folds: int = 5) -> tuple[np.ndarray, np.ndarray]:
@@ -283,7 +297,7 @@ def _cross_validated(x, y: np.ndarray, folds: int = 5) -> tuple[np.ndarray, np.n
     return conf, correct
 
 
-def _unreadable(text: str, problem: str) -> ParseResult:
+def unreadable(text: str, problem: str, engine: str = "builtin") -> ParseResult:
     return ParseResult(
         text=text,
         intent="out_of_scope",
@@ -294,6 +308,7 @@ def _unreadable(text: str, problem: str) -> ParseResult:
         unit_confident=False,
         entities=Entities(),
         problem=problem,
+        engine=engine,
     )
 
 

@@ -7,23 +7,40 @@ import logging
 
 from aiohttp import web
 
+from channels import twilio_revisit, twilio_sms, twilio_voice, wechat
 from channels import web as web_channel
 from knowledgebase.service import KnowledgeBase
 from nlu.types import Engine
-from services import db
+from services import (
+    agent_api,
+    auth,
+    db,
+    dispatch_api,
+    figures_api,
+    kb_api,
+    revisits,
+    suggestion_api,
+)
 from services.clock import Clock, SystemClock
 from services.config import Settings
 from services.context import CONTEXT, Context
 from services.conversation import ConversationService
+from services.desk import build_desk
 from services.http_errors import json_errors
-from services.nlu_loading import load_builtin
+from services.nlu_loading import load_builtin, load_embedder_from_settings
+from services.notify import Notifier
 from services.units import load_units, sync_units
+from services.wechat_api import WeChatApi
 
 log = logging.getLogger(__name__)
 
 
 async def build_context(
-    settings: Settings, clock: Clock | None = None, *, nlu: Engine | None = None
+    settings: Settings,
+    clock: Clock | None = None,
+    *,
+    nlu: Engine | None = None,
+    embedder: object | None = None,
 ) -> Context:
     clock = clock or SystemClock()
     units = load_units(settings.units_file)
@@ -33,19 +50,58 @@ async def build_context(
         await sync_units(pool, units)
         if nlu is None:
             nlu = await asyncio.to_thread(load_builtin, settings)
-        kb = KnowledgeBase(pool, settings.kb_answer_threshold)
-        if settings.load_demo_data:
-            loaded = await kb.load_demo_if_empty(clock.now())
-            if loaded:
-                log.info("loaded %d demo knowledge-base entries", loaded)
-        await kb.refresh()
+        if embedder is None:
+            embedder = await asyncio.to_thread(_shared_embedder, settings, nlu)
+        kb = KnowledgeBase(pool, settings.kb_answer_threshold, embedder)
+        loaded = await kb.load_demo_if_empty(clock.now()) if settings.load_demo_data else 0
+        if loaded:  # loading refreshed the index already
+            log.info("loaded %d demo knowledge-base entries", loaded)
+        else:
+            await kb.refresh()
+        if settings.load_demo_data and await auth.ensure_demo_users(pool):
+            log.warning(
+                "created the demo staff accounts (README); HOTLINE_DEMO_DATA=0 in production"
+            )
+        desk = await build_desk(settings, pool, clock, units)
     except BaseException:
         await pool.close()
         raise
     conversation = ConversationService(
-        pool, nlu, kb, units, clock, max_message_chars=settings.max_message_chars
+        pool,
+        nlu,
+        kb,
+        units,
+        clock,
+        max_message_chars=settings.max_message_chars,
+        dispatcher=desk.dispatcher,
     )
-    return Context(settings, clock, pool, units, nlu, kb, conversation)
+    context = Context(
+        settings,
+        clock,
+        pool,
+        units,
+        nlu,
+        kb,
+        conversation,
+        notify=Notifier(settings, pool, clock),
+        wechat=WeChatApi(settings, pool, clock),
+        desk=desk,
+    )
+    desk.supervision.notifier = context.notify  # texts to units go out like every other SMS
+    desk.extra_handlers.update(revisits.for_context(context).handlers())
+    return context
+
+
+def _shared_embedder(settings: Settings, nlu: Engine) -> object | None:
+    """The e5 model once per process: the NLU's own when it has one, else from settings."""
+    features = getattr(nlu, "features", None)
+    if getattr(features, "embedder", None) is not None:
+        return features.embedder
+    try:
+        return load_embedder_from_settings(settings)
+    except ImportError as exc:
+        log.warning("no sentence embeddings (%s): the knowledge base matches words only", exc)
+        return None
 
 
 def create_app(
@@ -57,11 +113,24 @@ def create_app(
         ctx = context or await build_context(settings, clock)
         app[CONTEXT] = ctx
         yield
+        for client in (ctx.notify, ctx.wechat):
+            if client is not None:
+                await client.aclose()
         if context is None:
             await ctx.pool.close()
 
     app.cleanup_ctx.append(lifecycle)
     web_channel.add_routes(app)
+    kb_api.add_routes(app)
+    twilio_voice.add_routes(app)
+    twilio_sms.add_routes(app)
+    twilio_revisit.add_routes(app)
+    wechat.add_routes(app)
+    auth.add_routes(app)
+    dispatch_api.add_routes(app)
+    suggestion_api.add_routes(app)
+    figures_api.add_routes(app)
+    agent_api.add_routes(app)
     app.router.add_get("/healthz", health)
     return app
 

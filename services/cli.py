@@ -10,7 +10,7 @@ import sys
 import asyncpg
 from aiohttp import web
 
-from services import cli_nlu
+from services import cli_dispatch, cli_kb, cli_nlu
 from services.cli_common import CliError, settings_from_env
 from services.units import UnitDirectoryError
 
@@ -41,6 +41,8 @@ def build_parser() -> argparse.ArgumentParser:
     serve.set_defaults(func=cmd_serve)
 
     cli_nlu.register(sub)
+    cli_dispatch.register(sub)
+    cli_kb.register(sub)
     return parser
 
 

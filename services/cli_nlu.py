@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from services import cli_rasa
 from services.cli_common import CliError, emit, settings_from_env
 
 
@@ -93,3 +94,5 @@ def register(sub: argparse._SubParsersAction) -> None:
     ev_csv.add_argument("--no-embeddings", action="store_true", help="n-gram features only")
     ev_csv.add_argument("--json", action="store_true")
     ev_csv.set_defaults(func=cmd_eval_csv)
+
+    cli_rasa.register(nlu)

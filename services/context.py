@@ -12,7 +12,10 @@ from nlu.types import Engine
 from services.clock import Clock
 from services.config import Settings
 from services.conversation import ConversationService
+from services.desk import Desk
+from services.notify import Notifier
 from services.units import UnitDirectory
+from services.wechat_api import WeChatApi
 
 
 @dataclass
@@ -24,6 +27,11 @@ class Context:
     nlu: Engine
     kb: KnowledgeBase
     conversation: ConversationService
+    # outbound messages to citizens and units (services/notify.py, services/wechat_api.py)
+    notify: Notifier | None = None
+    wechat: WeChatApi | None = None
+    # dispatch, time limits, supervision lights and the scheduler (services/desk.py)
+    desk: Desk | None = None
 
 
 CONTEXT = web.AppKey("context", Context)

@@ -24,14 +24,16 @@ from typing import Any
 import asyncpg
 
 from knowledgebase import store as kb_store
+from knowledgebase.feedback import helpful_reply
 from knowledgebase.service import KnowledgeBase
 from nlu.rules import short_reply_intent
 from nlu.types import REQUEST_TYPES, Engine, ParseResult
 from services import replies
 from services import workorder_states as states
 from services.clock import Clock
+from services.dispatch import Dispatcher
 from services.storage import citizens, conversations, messages, work_orders
-from services.storage.work_orders import BOT, Actor, NewWorkOrder
+from services.storage.work_orders import Actor, NewWorkOrder
 from services.units import UnitDirectory
 
 log = logging.getLogger(__name__)
@@ -92,6 +94,7 @@ class ConversationService:
         clock: Clock,
         *,
         max_message_chars: int = 2000,
+        dispatcher: Dispatcher | None = None,
     ) -> None:
         self.pool = pool
         self.nlu = nlu
@@ -99,6 +102,7 @@ class ConversationService:
         self.units = units
         self.clock = clock
         self.max_message_chars = max_message_chars
+        self.dispatcher = dispatcher or Dispatcher.with_defaults(units)
 
     def validate(self, text: object) -> str:
         if not isinstance(text, str):
@@ -256,7 +260,7 @@ class _Dialogue:
         if intent == "referral":
             self.refer(parse)
             return
-        if intent == "consult" and self.answer_from_kb(parse):
+        if intent == "consult" and await self.answer_from_kb(parse):
             return
         if intent in REQUEST_TYPES:
             self.unsure(reset=True)
@@ -290,16 +294,33 @@ class _Dialogue:
         ]
         self.say(replies.providers(lines))
 
-    def answer_from_kb(self, parse: ParseResult) -> bool:
-        result = self.s.kb.ask(parse.text, self.s.clock.now().date())
+    async def answer_from_kb(self, parse: ParseResult) -> bool:
+        now = self.s.clock.now()
+        # encoding the question is CPU work: keep it off the event loop
+        result = await asyncio.to_thread(self.s.kb.ask, parse.text, now.date())
         hit = result.answer
         if hit is None:
+            # a gap in the base: editors see it; the request goes on as a work order
+            top = result.candidates[0].entry.id if result.candidates else None
+            await kb_store.record_miss(
+                self.conn, parse.text, top, result.confidence, self.convo.id, now
+            )
             return False
         self.say(hit.entry.answer)
         self.say(replies.KB_FEEDBACK_QUESTION)
         self.d["state"] = "await_feedback"
         self.d["kb_entry"] = hit.entry.id
         self.d["kb_question"] = parse.text
+        # written now, rated when the citizen answers: unrated answers count too
+        self.d["kb_feedback_id"] = await kb_store.record_feedback(
+            self.conn,
+            hit.entry.id,
+            self.convo.id,
+            None,
+            now,
+            question=parse.text,
+            confidence=result.confidence,
+        )
         return True
 
     # -- filing a request ----------------------------------------------------------------
@@ -330,11 +351,14 @@ class _Dialogue:
             self.say(replies.ASK_PHONE)
         else:
             self.d["state"] = "await_confirm"
-            units = self.route(draft)
-            unit_name = (
-                self.s.units.name(units[0]["code"]) if units and units[0]["confident"] else None
+            lead = await self.s.dispatcher.preview(
+                self.conn,
+                draft["content"],
+                draft.get("location"),
+                draft.get("address"),
+                self.route(draft),
             )
-            self.say(replies.confirm(draft, unit_name))
+            self.say(replies.confirm(draft, self.s.units.name(lead) if lead else None))
 
     async def on_location(self, parse: ParseResult) -> None:
         draft = self.d["draft"]
@@ -412,21 +436,9 @@ class _Dialogue:
             Actor(self.inbound.channel, "citizen"),
             now,
         )
-        lead = (
-            units[0]["code"]
-            if units and units[0]["confident"] and units[0]["code"] in self.s.units
-            else None
-        )
-        if lead:
-            await work_orders.record_event(
-                self.conn,
-                order["id"],
-                "dispatched",
-                BOT,
-                now,
-                lead_unit=lead,
-                data={"suggestions": units},
-            )
+        # who handles it (or the manual queue), repeats and time limits: services/dispatch.py
+        intake = await self.s.dispatcher.intake(self.conn, order, now)
+        lead = intake.decision.lead
         self.turn.request_number = order["request_number"]
         if draft["request_type"] == "praise":
             self.say(replies.praise_filed(order["request_number"]))
@@ -436,6 +448,12 @@ class _Dialogue:
                     order["request_number"],
                     draft["request_type"],
                     self.s.units.name(lead) if lead else None,
+                )
+            )
+        if intake.repeat is not None:
+            self.say(
+                replies.repeat_noted(
+                    intake.repeat.root_number, intake.repeat.reports, bool(intake.repeat.escalated)
                 )
             )
 
@@ -468,13 +486,16 @@ class _Dialogue:
     async def on_feedback(self, parse: ParseResult) -> None:
         entry_id = self.d.pop("kb_entry", None)
         question = self.d.pop("kb_question", None)
+        feedback_id = self.d.pop("kb_feedback_id", None)
         self.d["state"] = "idle"
-        short = short_reply_intent(parse.text)
-        if entry_id and short in ("affirm", "deny"):
-            helpful = short == "affirm"
-            await kb_store.record_feedback(
-                self.conn, entry_id, self.convo.id, helpful, self.s.clock.now()
-            )
+        helpful = helpful_reply(parse.text, short_reply_intent(parse.text))
+        if entry_id and helpful is not None:
+            if feedback_id is not None:
+                await kb_store.set_feedback(self.conn, feedback_id, helpful, self.s.clock.now())
+            else:
+                await kb_store.record_feedback(
+                    self.conn, entry_id, self.convo.id, helpful, self.s.clock.now()
+                )
             if helpful:
                 self.say(replies.FEEDBACK_THANKS)
             else:

@@ -17,7 +17,10 @@ def load_embedder_from_settings(settings: Settings):
 
 
 def load_builtin(settings: Settings) -> BuiltinEngine:
-    return load_or_train(settings.nlu_dir, embedder=load_embedder_from_settings(settings))
+    engine = load_or_train(settings.nlu_dir, embedder=load_embedder_from_settings(settings))
+    if settings.unit_confidence_threshold is not None:
+        engine.unit_threshold = settings.unit_confidence_threshold
+    return engine
 
 
 def train_builtin_from_settings(settings: Settings) -> TrainReport:

@@ -56,6 +56,13 @@ def filed(request_number: str, request_type: str, unit_name: str | None) -> str:
     )
 
 
+def repeat_noted(first_number: str, reports: int, escalated: bool) -> str:
+    text = f"我们注意到您反映的问题此前已登记（诉求编号 {first_number}），这是第{reports}次反映，已合并跟踪。"
+    if escalated:
+        text += "该问题已提级督办，由督查股跟进直至解决。"
+    return text
+
+
 def praise_filed(request_number: str) -> str:
     return f"感谢您的肯定！您的表扬已登记，编号：{request_number}，我们会转达给相关单位。"
 

@@ -62,7 +62,10 @@ TRANSITIONS: dict[str, Transition] = {
     "contacted": _t((SIGNED,), CONTACTED),
     "resolved": _t((SIGNED, CONTACTED), RESOLVED),
     "returned": _t((DISPATCHED, SIGNED, CONTACTED), RETURNED),
-    "sent_to_arbitration": _t((RETURNED, DISPATCHED, SIGNED, CONTACTED), ARBITRATION),
+    # disputed ownership: even before a first dispatch, when the desk cannot tell the owner
+    "sent_to_arbitration": _t(
+        (AWAITING_DISPATCH, RETURNED, DISPATCHED, SIGNED, CONTACTED), ARBITRATION
+    ),
     "arbitrated": _t((ARBITRATION,), DISPATCHED),
     "revisit_satisfied": _t((RESOLVED,), CLOSED),
     "revisit_no_answer": _t((RESOLVED,), CLOSED),
@@ -71,6 +74,9 @@ TRANSITIONS: dict[str, Transition] = {
     "repeat_linked": _t(_ANY_OPEN + (CLOSED,), None),
     "escalated": _t(_ANY_OPEN, None),
     "assist_added": _t(_ANY_OPEN, None),
+    # the lead unit's decision on a suggestion (建言): adopted or not, with the reason
+    "suggestion_adopted": _t((SIGNED, CONTACTED, RESOLVED, CLOSED), None),
+    "suggestion_not_adopted": _t((SIGNED, CONTACTED, RESOLVED, CLOSED), None),
 }
 
 
@@ -99,3 +105,17 @@ def replay(kinds: list[str]) -> str | None:
     for kind in kinds:
         status = next_status(status, kind)
     return status
+
+
+# The clocks of the time limits ("125" and the centre's own dispatch limit) and the statuses in
+# which each one runs: a clock stops by itself when the order leaves those statuses.
+CLOCK_POINTS: dict[str, tuple[str, ...]] = {
+    "dispatch": (AWAITING_DISPATCH, RETURNED),
+    "sign_for": (DISPATCHED,),
+    "contact": (DISPATCHED, SIGNED),
+    "handling": (DISPATCHED, SIGNED, CONTACTED),
+}
+# Events that hand the order to a (new) lead unit and so restart the unit's clocks.
+CYCLE_EVENTS = frozenset({"dispatched", "reassigned", "arbitrated"})
+# Statuses in which the order waits for the centre to name a lead unit.
+DISPATCH_QUEUE = (AWAITING_DISPATCH, RETURNED)

@@ -4,6 +4,7 @@ and the service on a real loopback port."""
 
 from __future__ import annotations
 
+import functools
 import os
 import tempfile
 import uuid
@@ -83,6 +84,21 @@ def nlu_engine():
     return load_or_train(CACHE_DIR / "nlu")
 
 
+@functools.cache
+def session_embedder():
+    """The e5 model, loaded once per test session (rebuilt into the cache folder the first
+    time), with the knowledge base's text cache so every test's demo base is encoded once."""
+    from knowledgebase.vectors import CachedEncoder
+    from nlu.embeddings import load_embedder
+
+    return CachedEncoder(load_embedder(CACHE_DIR / "e5-small"))
+
+
+@pytest.fixture(scope="session")
+def embedder():
+    return session_embedder()
+
+
 @pytest.fixture
 def clock() -> FixedClock:
     return FixedClock(datetime(2026, 11, 23, 10, 0, tzinfo=CHINA_TZ))
@@ -91,7 +107,10 @@ def clock() -> FixedClock:
 @pytest.fixture
 def settings(database_url: str, tmp_path: Path) -> Settings:
     return Settings(
-        database_url=database_url, data_dir=tmp_path / "data", nlu_model_dir=CACHE_DIR / "nlu"
+        database_url=database_url,
+        data_dir=tmp_path / "data",
+        nlu_model_dir=CACHE_DIR / "nlu",
+        embedding_model_dir=CACHE_DIR / "e5-small",
     )
 
 
@@ -105,8 +124,12 @@ class Running:
         await self.runner.cleanup()
 
 
-async def start_service(settings: Settings, clock: FixedClock, nlu_engine) -> Running:
-    ctx = await build_context(settings, clock, nlu=nlu_engine)
+async def start_service(
+    settings: Settings, clock: FixedClock, nlu_engine, embedder=None
+) -> Running:
+    if embedder is None and settings.use_embeddings:
+        embedder = session_embedder()
+    ctx = await build_context(settings, clock, nlu=nlu_engine, embedder=embedder)
     app = create_app(settings, clock, context=ctx)
     runner = web.AppRunner(app)
     await runner.setup()
@@ -128,3 +151,23 @@ async def service(settings: Settings, clock: FixedClock, nlu_engine) -> AsyncIte
 async def conn(service: Running) -> AsyncIterator[asyncpg.Connection]:
     async with service.ctx.pool.acquire() as connection:
         yield connection
+
+
+def pytest_terminal_summary(terminalreporter) -> None:
+    """Skipped Rasa tests are said loudly at the end: they skip only when Rasa cannot be
+    installed on this machine, which CI must not hide."""
+    skipped = [r for r in terminalreporter.stats.get("skipped", []) if "rasa" in r.keywords]
+    if skipped:
+        reason = skipped[0].longrepr[2] if isinstance(skipped[0].longrepr, tuple) else ""
+        terminalreporter.write_sep("!", f"{len(skipped)} RASA TESTS SKIPPED", yellow=True, bold=True)
+        terminalreporter.write_line(str(reason), yellow=True, bold=True)
+
+
+@pytest.fixture
+async def desk_service(settings: Settings, clock: FixedClock):
+    """The app with only dispatch wired (no NLU, no knowledge base): tests/desk_support.py."""
+    from tests.desk_support import start_desk_service
+
+    running = await start_desk_service(settings, clock)
+    yield running
+    await running.close()

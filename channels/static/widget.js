@@ -73,8 +73,10 @@
     try {
       ws = new WebSocket(base.replace(/^http/, "ws") + "/api/chat/ws");
     } catch (e) { ws = null; return; }
+    ws.onopen = function () { ws.send(JSON.stringify({ type: "subscribe", session_id: sessionId })); };
     ws.onmessage = function (ev) {
       var data = JSON.parse(ev.data);
+      if (data.type === "agent_message") { show(data.text, "h12345-bot h12345-agent"); return; }
       if (data.client_message_id && pending[data.client_message_id]) delete pending[data.client_message_id];
       showResult(data);
     };

@@ -165,3 +165,207 @@ async def of_citizen(
         citizen_id,
         limit,
     )
+
+
+# -- clocks (time limits), written together with the event that starts or stops them --------
+
+CLOCK_COLUMNS = (
+    "clock_seq",
+    "dispatch_clock_at",
+    "unit_clock_at",
+    "dispatch_yellow_at",
+    "dispatch_due_at",
+    "sign_for_yellow_at",
+    "sign_for_due_at",
+    "contact_yellow_at",
+    "contact_due_at",
+    "handling_yellow_at",
+    "handling_due_at",
+    "return_count",
+    "dissatisfied_count",
+)
+
+
+async def clock_state(conn: asyncpg.Connection, order_id: int) -> asyncpg.Record | None:
+    """The order's status and clocks, locked for the rest of the transaction."""
+    return await conn.fetchrow(
+        f"""SELECT id, status, lead_unit, {", ".join(CLOCK_COLUMNS)} FROM work_orders WHERE id = $1
+            FOR UPDATE""",
+        order_id,
+    )
+
+
+async def set_clocks(conn: asyncpg.Connection, order_id: int, values: dict[str, Any]) -> None:
+    unknown = set(values) - set(CLOCK_COLUMNS)
+    if unknown:
+        raise ValueError(f"not clock columns: {sorted(unknown)}")
+    if not values:
+        return
+    names = list(values)
+    assignments = ", ".join(f"{name} = ${i}" for i, name in enumerate(names, start=2))
+    await conn.execute(
+        f"UPDATE work_orders SET {assignments} WHERE id = $1", order_id, *values.values()
+    )
+
+
+# -- dispatch, repeats and the staff views -------------------------------------------------
+
+_STAFF_COLUMNS = f"""{_ORDER_COLUMNS}, clock_seq, sign_for_due_at, contact_due_at, handling_due_at,
+    dispatch_due_at, return_count, dissatisfied_count, repeat_of, repeat_count, escalated_at,
+    (SELECT r.request_number FROM work_orders r WHERE r.id = work_orders.repeat_of) AS repeat_of_number"""
+
+
+async def staff_view(conn: asyncpg.Connection, order_id: int) -> asyncpg.Record | None:
+    return await conn.fetchrow(f"SELECT {_STAFF_COLUMNS} FROM work_orders WHERE id = $1", order_id)
+
+
+async def id_by_number(conn: asyncpg.Connection, request_number: str) -> int | None:
+    return await conn.fetchval(
+        "SELECT id FROM work_orders WHERE request_number = $1", request_number
+    )
+
+
+async def set_place_key(conn: asyncpg.Connection, order_id: int, place_key: str | None) -> None:
+    await conn.execute("UPDATE work_orders SET place_key = $2 WHERE id = $1", order_id, place_key)
+
+
+async def repeat_candidates(
+    conn: asyncpg.Connection,
+    order_id: int,
+    citizen_id: int,
+    place_key: str | None,
+    since: datetime,
+    limit: int = 100,
+) -> list[asyncpg.Record]:
+    """Earlier orders of the same citizen or at the same place, newest first."""
+    return await conn.fetch(
+        """SELECT id, request_number, citizen_id, content, location, place_key, repeat_of, status
+           FROM work_orders
+           WHERE id <> $1 AND created_at >= $4 AND (citizen_id = $2 OR place_key = $3)
+           ORDER BY created_at DESC, id DESC LIMIT $5""",
+        order_id,
+        citizen_id,
+        place_key,
+        since,
+        limit,
+    )
+
+
+async def link_repeat(conn: asyncpg.Connection, order_id: int, root_id: int) -> int:
+    """Make `order_id` a repeat of `root_id`; returns the root's repeat count."""
+    await conn.execute("UPDATE work_orders SET repeat_of = $2 WHERE id = $1", order_id, root_id)
+    return await conn.fetchval(
+        "UPDATE work_orders SET repeat_count = repeat_count + 1 WHERE id = $1 RETURNING repeat_count",
+        root_id,
+    )
+
+
+async def chain_to_escalate(conn: asyncpg.Connection, root_id: int) -> list[asyncpg.Record]:
+    """The open orders of a repeat chain that are not escalated yet."""
+    return await conn.fetch(
+        """SELECT id, request_number FROM work_orders
+           WHERE (id = $1 OR repeat_of = $1) AND status <> 'closed' AND escalated_at IS NULL
+           ORDER BY id""",
+        root_id,
+    )
+
+
+async def mark_escalated(conn: asyncpg.Connection, order_id: int, at: datetime) -> bool:
+    return (
+        await conn.fetchval(
+            """UPDATE work_orders SET escalated_at = $2 WHERE id = $1 AND escalated_at IS NULL
+               RETURNING true""",
+            order_id,
+            at,
+        )
+        is True
+    )
+
+
+async def in_status(
+    conn: asyncpg.Connection, statuses: tuple[str, ...], limit: int, offset: int
+) -> list[asyncpg.Record]:
+    """Orders waiting in some statuses (the dispatch and arbitration queues), oldest first."""
+    return await conn.fetch(
+        f"""SELECT {_STAFF_COLUMNS} FROM work_orders WHERE status = ANY($1::text[])
+            ORDER BY created_at, id LIMIT $2 OFFSET $3""",
+        list(statuses),
+        limit,
+        offset,
+    )
+
+
+async def of_unit(
+    conn: asyncpg.Connection,
+    unit: str,
+    statuses: list[str] | None,
+    limit: int,
+    offset: int,
+) -> list[asyncpg.Record]:
+    """A unit's orders: those it leads and those it assists."""
+    return await conn.fetch(
+        f"""SELECT {_STAFF_COLUMNS},
+                   CASE WHEN lead_unit = $1 THEN 'lead' ELSE 'assist' END AS unit_role
+            FROM work_orders
+            WHERE (lead_unit = $1 OR id IN (SELECT work_order_id FROM work_order_assists
+                                            WHERE unit_code = $1))
+              AND ($2::text[] IS NULL OR status = ANY($2::text[]))
+            ORDER BY created_at DESC, id DESC LIMIT $3 OFFSET $4""",
+        unit,
+        statuses,
+        limit,
+        offset,
+    )
+
+
+async def escalated(conn: asyncpg.Connection, limit: int, offset: int) -> list[asyncpg.Record]:
+    return await conn.fetch(
+        f"""SELECT {_STAFF_COLUMNS} FROM work_orders WHERE escalated_at IS NOT NULL
+              AND status <> 'closed'
+            ORDER BY escalated_at DESC, id DESC LIMIT $1 OFFSET $2""",
+        limit,
+        offset,
+    )
+
+
+async def open_ids_due_after(
+    conn: asyncpg.Connection, after_id: int, since: datetime, limit: int
+) -> list[int]:
+    """Open orders with a clock that ends on or after `since` (to recompute after a calendar change)."""
+    rows = await conn.fetch(
+        """SELECT id FROM work_orders
+           WHERE id > $1 AND status <> 'closed'
+             AND greatest(dispatch_due_at, sign_for_due_at, contact_due_at, handling_due_at) >= $2
+           ORDER BY id LIMIT $3""",
+        after_id,
+        since,
+        limit,
+    )
+    return [r["id"] for r in rows]
+
+
+async def unit_events(conn: asyncpg.Connection, order_id: int, kind: str) -> list[str]:
+    """The units named by the events of one kind (e.g. who returned the order), in order."""
+    rows = await conn.fetch(
+        """SELECT unit FROM work_order_events WHERE work_order_id = $1 AND kind = $2
+             AND unit IS NOT NULL ORDER BY id""",
+        order_id,
+        kind,
+    )
+    return [r["unit"] for r in rows]
+
+
+async def last_cycle_event(conn: asyncpg.Connection, order_id: int) -> str | None:
+    return await conn.fetchval(
+        """SELECT kind FROM work_order_events WHERE work_order_id = $1
+             AND kind IN ('dispatched', 'reassigned', 'arbitrated')
+           ORDER BY id DESC LIMIT 1""",
+        order_id,
+    )
+
+
+async def last_event_kind(conn: asyncpg.Connection, order_id: int) -> str | None:
+    return await conn.fetchval(
+        "SELECT kind FROM work_order_events WHERE work_order_id = $1 ORDER BY id DESC LIMIT 1",
+        order_id,
+    )

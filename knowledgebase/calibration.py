@@ -1,0 +1,248 @@
+"""Fitting the fusion weights, the answer model and the answer threshold on the base itself.
+
+e5 cosines of related Chinese questions bunch in 0.85-0.95 and character n-gram cosines
+depend on length and wording, so no fixed number can say "this is the answer". Instead every
+alternative phrasing is used twice as a held-out question:
+
+* leave-phrasing-out: the phrasing is removed from the index; the entry's question, other
+  phrasings and answer are still there, so the right answer is that entry (answerable);
+* leave-entry-out: the whole entry is removed; whatever comes first is a wrong answer (an
+  unanswerable question close to the base - the hard kind, with near-duplicate topics still
+  present).
+
+Only alternatives are held out, never the question: the whole-entry features contain the
+question, so holding it out would leak. The fusion weights are found by coordinate ascent on
+leave-phrasing-out recall@1 (recall@3 breaks ties); a logistic answer model learns from both
+kinds whether the first candidate is right; the threshold is the lowest probability at which
+at most `target_false` of the unanswerable questions and at most `target_wrong` of the
+answerable ones get a wrong automatic answer.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import numpy as np
+from sklearn.linear_model import LogisticRegression
+
+from knowledgebase.retrieval import (
+    ANSWER_FEATURES,
+    FEATURES,
+    LEXICAL_ONLY,
+    UNCALIBRATED_WEIGHTS,
+    Calibration,
+    KnowledgeIndex,
+)
+
+MIN_QUERIES = 40
+DEFAULT_TARGET_FALSE = 0.03
+DEFAULT_TARGET_WRONG = 0.03
+# Grids per weight; "dense" (or "lexical" without vectors) is the fixed unit of scale.
+DENSE_GRIDS = {
+    "dense_doc": (0.0, 0.5, 1.0, 1.5, 2.0, 3.0, 4.0, 6.0, 8.0),
+    "lexical": (0.0, 0.05, 0.1, 0.2, 0.3),
+    "lexical_doc": (0.0, 0.1, 0.2, 0.3, 0.4, 0.6, 0.8),
+    "bm25": (0.0, 0.01, 0.02, 0.03, 0.05, 0.08, 0.12),
+}
+LEXICAL_GRIDS = {
+    "lexical_doc": (0.0, 0.25, 0.5, 1.0, 1.5, 2.0, 3.0, 4.0, 6.0),
+    "bm25": (0.0, 0.05, 0.1, 0.2, 0.3, 0.5),
+}
+
+
+class NotEnoughData(ValueError):
+    """The base has too few alternative phrasings to calibrate on."""
+
+
+@dataclass
+class HeldOut:
+    entry: np.ndarray  # the entry each held-out phrasing belongs to
+    pos: np.ndarray  # queries x entries x FEATURES, the phrasing removed
+    bm25_without: np.ndarray  # queries x entries, bm25 normalised without the own entry
+
+
+def held_out(index: KnowledgeIndex, max_queries: int = 1500, seed: int = 0) -> HeldOut:
+    rows = np.flatnonzero(index.row_position >= 1)
+    if len(rows) < MIN_QUERIES:
+        raise NotEnoughData(
+            f"only {len(rows)} alternative phrasings; {MIN_QUERIES} are needed to calibrate"
+        )
+    if len(rows) > max_queries:
+        rows = np.sort(np.random.default_rng(seed).choice(rows, max_queries, replace=False))
+    n_entries = len(index.entries)
+    pos = np.zeros((len(rows), n_entries, len(FEATURES)), dtype=np.float32)
+    bm_without = np.zeros((len(rows), n_entries), dtype=np.float32)
+    phr_chars = index.lex_rows.matrix
+    for chunk_ix in np.array_split(np.arange(len(rows)), max(1, len(rows) // 128)):
+        chunk = rows[chunk_ix]
+        r = np.arange(len(chunk))
+        q_chars = phr_chars[chunk]
+        lex = index.lex_rows.score_many(q_chars)
+        lex[r, chunk] = -np.inf
+        pos[chunk_ix, :, 2] = np.maximum.reduceat(lex, index.starts, axis=1)
+        pos[chunk_ix, :, 3] = index.lex_docs.score_many(q_chars)
+        bm = index.bm25.rows.score_many(index.bm25.query_matrix([index.texts[i] for i in chunk]))
+        top = bm.max(axis=1, keepdims=True)
+        pos[chunk_ix, :, 4] = np.divide(bm, top, out=np.zeros_like(bm), where=top > 0)
+        own = index.row_entry[chunk]
+        others = bm.copy()
+        others[r, own] = -np.inf
+        top_others = others.max(axis=1, keepdims=True)
+        bm_without[chunk_ix] = np.divide(
+            bm, top_others, out=np.zeros_like(bm), where=top_others > 0
+        )
+        if index.vectors is not None:
+            q = index.vectors[chunk]
+            dense = q @ index.vectors.T
+            dense[r, chunk] = -np.inf
+            pos[chunk_ix, :, 0] = np.maximum.reduceat(dense, index.starts, axis=1)
+            pos[chunk_ix, :, 1] = q @ index.doc_vectors.T
+    # an entry whose only other phrasing was held out keeps -inf for the phrasing scores
+    np.nan_to_num(pos, copy=False, neginf=0.0)
+    return HeldOut(entry=index.row_entry[rows], pos=pos, bm25_without=bm_without)
+
+
+def _recall(fused: np.ndarray, truth: np.ndarray, k: int) -> float:
+    target = fused[np.arange(len(truth)), truth][:, None]
+    return float(np.mean((fused > target).sum(axis=1) < k))
+
+
+def _weights(held: HeldOut, dense: bool) -> tuple[dict[str, float], dict[str, float]]:
+    """Coordinate ascent over the weight grids, from the uncalibrated weights."""
+    grids = DENSE_GRIDS if dense else LEXICAL_GRIDS
+    if dense:
+        weights = dict(UNCALIBRATED_WEIGHTS)
+    else:
+        weights = {"dense": 0.0, "dense_doc": 0.0, "lexical": 1.0, "lexical_doc": 1.0, "bm25": 0.1}
+    cache: dict[tuple[float, ...], tuple[float, float]] = {}
+
+    def quality(w: dict[str, float]) -> tuple[float, float]:
+        key = tuple(w[f] for f in FEATURES)
+        if key not in cache:
+            fused = held.pos @ np.asarray(key, dtype=np.float32)
+            cache[key] = (_recall(fused, held.entry, 1), _recall(fused, held.entry, 3))
+        return cache[key]
+
+    for _ in range(3):
+        before = dict(weights)
+        for name, grid in grids.items():
+            best = max(
+                grid, key=lambda v: (*quality({**weights, name: v}), -abs(v - weights[name]))
+            )
+            weights[name] = float(best)
+        if weights == before:
+            break
+    r1, r3 = quality(weights)
+    return weights, {"recall_at_1": round(r1, 4), "recall_at_3": round(r3, 4), "tried": len(cache)}
+
+
+def _first_two(fused: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    n = len(fused)
+    top2 = np.argpartition(-fused, 1, axis=1)[:, :2]
+    a, b = top2[:, 0], top2[:, 1]
+    swap = fused[np.arange(n), b] > fused[np.arange(n), a]
+    return np.where(swap, b, a), np.where(swap, a, b)
+
+
+def _answer_x(fused: np.ndarray, feats: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    n = np.arange(len(fused))
+    first, second = _first_two(fused)
+    f1, f2 = fused[n, first], fused[n, second]
+    f2 = np.where(np.isfinite(f2), f2, 0.0)
+    x = np.column_stack([f1, f1 - f2, feats[n, first, 1]])
+    return x, first
+
+
+def fit(
+    index: KnowledgeIndex,
+    signature: str,
+    *,
+    target_false: float = DEFAULT_TARGET_FALSE,
+    target_wrong: float = DEFAULT_TARGET_WRONG,
+    max_queries: int = 1500,
+    seed: int = 0,
+) -> Calibration:
+    started = time.perf_counter()
+    held = held_out(index, max_queries, seed)
+    dense = index.vectors is not None
+    weights, quality = _weights(held, dense)
+    w = np.asarray([weights[f] for f in FEATURES], dtype=np.float32)
+    n = np.arange(len(held.entry))
+
+    fused = (held.pos @ w).astype(np.float64)
+    pos_x, pos_first = _answer_x(fused, held.pos)
+    pos_correct = pos_first == held.entry
+
+    neg = held.pos.copy()
+    neg[:, :, 4] = held.bm25_without
+    neg_fused = (neg @ w).astype(np.float64)
+    neg_fused[n, held.entry] = -np.inf
+    neg_x, _ = _answer_x(neg_fused, neg)
+
+    x = np.vstack([pos_x, neg_x])
+    y = np.concatenate([pos_correct, np.zeros(len(n), dtype=bool)]).astype(int)
+    mean, scale = x.mean(axis=0), x.std(axis=0)
+    scale[scale == 0] = 1.0
+    model = LogisticRegression(C=1.0, max_iter=2000).fit((x - mean) / scale, y)
+    coef = model.coef_[0] / scale
+    intercept = float(model.intercept_[0] - np.sum(model.coef_[0] * mean / scale))
+    calibration = Calibration(
+        signature=signature,
+        weights=weights,
+        coef=[float(c) for c in coef],
+        intercept=intercept,
+        threshold=1.0,
+    )
+    pos_p = calibration.confidences(pos_x)
+    neg_p = calibration.confidences(neg_x)
+    threshold = choose_threshold(pos_p, pos_correct, neg_p, target_false, target_wrong)
+    calibration.threshold = threshold
+    answered = pos_p >= threshold
+    calibration.report = {
+        "source": "fitted on this base",
+        "method": "leave-phrasing-out (answerable) and leave-entry-out (unanswerable) on "
+        "alternative phrasings",
+        "held_out_queries": int(len(n)),
+        "entries": len(index),
+        "phrasings": len(index.texts),
+        "dense": dense,
+        **quality,
+        "answered_correctly": round(float(np.mean(answered & pos_correct)), 4),
+        "answered_wrongly": round(float(np.mean(answered & ~pos_correct)), 4),
+        "unanswerable_answered": round(float(np.mean(neg_p >= threshold)), 4),
+        "target_false": target_false,
+        "target_wrong": target_wrong,
+        "seconds": round(time.perf_counter() - started, 2),
+    }
+    return calibration
+
+
+def choose_threshold(
+    pos_p: np.ndarray,
+    pos_correct: np.ndarray,
+    neg_p: np.ndarray,
+    target_false: float,
+    target_wrong: float,
+) -> float:
+    """The lowest probability that keeps both kinds of wrong answers within their targets."""
+    for t in np.unique(np.concatenate([pos_p, neg_p, [1.0]])):
+        false_rate = np.mean(neg_p >= t)
+        wrong_rate = np.mean((pos_p >= t) & ~pos_correct)
+        if false_rate <= target_false and wrong_rate <= target_wrong:
+            return float(t)
+    return 1.0
+
+
+def signature_of(encoder_name: str | None) -> str:
+    return encoder_name or LEXICAL_ONLY
+
+
+__all__ = [
+    "ANSWER_FEATURES",
+    "NotEnoughData",
+    "choose_threshold",
+    "fit",
+    "held_out",
+    "signature_of",
+]

@@ -1,0 +1,407 @@
+"""Revisits (回访): after a unit resolves an order, the citizen is asked whether it is solved.
+
+    resolved ──schedule()──> scheduled ──call──> calling ──1/2──> done (revisit_satisfied)
+                                 ^                  │    ──3 + comment──> done (revisit_dissatisfied,
+                                 │                  │                      fifth light)
+                                 └── busy, no answer, machine (backoff, allowed hours only)
+                 after `revisit_max_calls` calls, or for SMS citizens ──text──> awaiting_reply
+                 awaiting_reply ──reply 1/2/3──> done;  no reply in `revisit_reply_hours` ──>
+                 done (revisit_no_answer, which is never counted as satisfied)
+
+Phone citizens are called (Twilio, TwiML under /twilio/revisit/{id}/...); everyone else with
+a phone number is texted. A citizen with no number at all cannot be asked: that is recorded
+as no answer at once. Calls and texts go out only within `revisit_hours` (default 8–21).
+Every step is a job of the durable scheduler (services/scheduler.py), so a restart loses
+nothing, and each call and text has an idempotency key, so a retried job never repeats it.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from dataclasses import dataclass
+from datetime import datetime, time, timedelta
+from typing import TYPE_CHECKING
+
+import asyncpg
+
+from nlu.rules import rating as parse_rating
+from services.clock import CHINA_TZ, Clock
+from services.config import Settings
+from services.notify import InvalidRecipient, Notifier
+from services.scheduler import Handler, Later
+from services.storage import jobs, work_orders
+from services.storage import revisits as store
+from services.storage.jobs import Job
+from services.storage.work_orders import Actor
+from services.supervision import Supervision
+from services.timelimits import OrderClocks
+
+if TYPE_CHECKING:
+    from services.context import Context
+
+log = logging.getLogger(__name__)
+
+REVISIT = Actor("revisit", "system")
+PHONE_CHANNELS = ("voice",)
+# call statuses after which the call is over
+FINAL_CALL_STATUSES = ("completed", "busy", "no-answer", "failed", "canceled")
+RATING_LABELS = {
+    "satisfied": "满意",
+    "basically_satisfied": "基本满意",
+    "dissatisfied": "不满意",
+    "no_answer": "未接通",
+}
+_LEADING_DIGIT = re.compile(r"^\s*([123])(?:\s|[，,。.：:、]|$)\s*(.*)$", re.S)
+
+
+def sms_question(request_number: str) -> str:
+    return (
+        f"【12345回访】您反映的问题（工单{request_number}）承办单位已办结。"
+        "请回复数字评价：1 满意，2 基本满意，3 不满意（可在3后面写明原因）。"
+    )
+
+
+def read_sms_answer(text: str) -> tuple[str, str | None] | None:
+    """(rating, comment) from an SMS answer such as "3 路灯还是不亮", or None."""
+    match = _LEADING_DIGIT.match(text)
+    if match:
+        rating = parse_rating(match.group(1))
+        comment = match.group(2).strip() or None
+        return (rating, comment) if rating else None
+    rating = parse_rating(text.strip())
+    return (rating, None) if rating else None
+
+
+def next_allowed(moment: datetime, hours: tuple[int, int]) -> datetime:
+    """`moment` itself when citizens may be called then, else the start of the next window."""
+    start, end = hours
+    local = moment.astimezone(CHINA_TZ)
+    if start <= local.hour < end:
+        return moment
+    day = local.date() if local.hour < start else local.date() + timedelta(days=1)
+    return datetime.combine(day, time(start), CHINA_TZ)
+
+
+async def schedule(
+    conn: asyncpg.Connection, order_id: int, at: datetime, settings: Settings
+) -> int:
+    """Plan the revisit of a resolution, inside the transaction that records `resolved`."""
+    order = await work_orders.by_id(conn, order_id)
+    if order is None:
+        raise LookupError(f"work order {order_id} does not exist")
+    phone = order["contact_phone"]
+    if not phone:
+        channel = "none"
+    elif order["channel"] in PHONE_CHANNELS and settings.revisit_max_calls > 0:
+        channel = "voice"
+    else:
+        channel = "sms"
+    row = await store.create(conn, order_id, channel, phone, settings.revisit_max_calls, at)
+    run_at = next_allowed(
+        at + timedelta(minutes=settings.revisit_delay_minutes), settings.revisit_hours
+    )
+    await jobs.enqueue(
+        conn,
+        "revisit_attempt",
+        {"revisit_id": row["id"]},
+        run_at,
+        dedupe_key=f"revisit:{row['id']}:1",
+    )
+    return row["id"]
+
+
+@dataclass
+class RevisitService:
+    settings: Settings
+    pool: asyncpg.Pool
+    clock: Clock
+    notify: Notifier | None
+    clocks: OrderClocks
+    supervision: Supervision
+
+    def handlers(self) -> dict[str, Handler]:
+        return {"revisit_attempt": self.attempt, "revisit_expire": self.expire}
+
+    # -- jobs ------------------------------------------------------------------------------
+
+    async def attempt(self, job: Job) -> Later | None:
+        """Call (or text) the citizen, if the revisit still waits for it."""
+        revisit_id = int(job.payload["revisit_id"])
+        now = self.clock.now()
+        allowed = next_allowed(now, self.settings.revisit_hours)
+        if allowed > now:
+            return Later(allowed)
+        async with self.pool.acquire() as conn, conn.transaction():
+            row = await store.lock(conn, revisit_id)
+            if row is None or row["status"] != "scheduled":
+                return None
+            if row["channel"] == "none":
+                await self.finish(conn, row, "no_answer", "无联系电话，无法回访", now)
+                return None
+            calling = row["channel"] == "voice" and row["call_attempts"] < row["max_call_attempts"]
+            number = row["call_attempts"] + 1
+            if calling:
+                await store.update(
+                    conn, revisit_id, now, status="calling", call_attempts=number, call_sid=None
+                )
+                await store.add_attempt(conn, revisit_id, number, "voice", now)
+            else:
+                await store.update(conn, revisit_id, now, status="awaiting_reply", sms_sent=True)
+                await store.add_attempt(conn, revisit_id, number, "sms", now)
+                await jobs.enqueue(
+                    conn,
+                    "revisit_expire",
+                    {"revisit_id": revisit_id},
+                    now + timedelta(hours=self.settings.revisit_reply_hours),
+                    dedupe_key=f"revisit:{revisit_id}:expire",
+                )
+            order = await work_orders.by_id(conn, row["work_order_id"])
+        if calling:
+            await self._call(row, number, order["request_number"])
+        else:
+            await self._text(row, number, order["request_number"])
+        return None
+
+    async def _call(self, row: asyncpg.Record, number: int, request_number: str) -> None:
+        revisit_id = row["id"]
+        result = None
+        if self.notify is not None:
+            try:
+                result = await self.notify.place_call(
+                    row["phone"],
+                    f"/twilio/revisit/{revisit_id}/voice",
+                    "revisit",
+                    idempotency_key=f"revisit:{revisit_id}:call:{number}",
+                    work_order_id=row["work_order_id"],
+                    status_path=f"/twilio/revisit/{revisit_id}/status",
+                    machine_detection=True,
+                )
+            except (InvalidRecipient, ValueError) as exc:
+                log.warning("revisit %s: cannot call: %s", revisit_id, exc)
+        async with self.pool.acquire() as conn, conn.transaction():
+            current = await store.lock(conn, revisit_id)
+            if current is None or current["status"] != "calling":
+                return
+            if result is not None and result.ok and result.provider_ids:
+                await store.update(
+                    conn, revisit_id, self.clock.now(), call_sid=result.provider_ids[0]
+                )
+                await store.end_attempt(
+                    conn,
+                    revisit_id,
+                    number,
+                    self.clock.now(),
+                    result="placed",
+                    call_sid=result.provider_ids[0],
+                )
+            else:
+                status = result.status if result is not None else "not_configured"
+                await self.call_failed(conn, current, status, None, self.clock.now())
+
+    async def _text(self, row: asyncpg.Record, number: int, request_number: str) -> None:
+        status = "not_configured"
+        if self.notify is not None:
+            try:
+                result = await self.notify.send_sms(
+                    row["phone"],
+                    sms_question(request_number),
+                    "revisit",
+                    idempotency_key=f"revisit:{row['id']}:sms",
+                    work_order_id=row["work_order_id"],
+                )
+                status = result.status
+            except (InvalidRecipient, ValueError) as exc:
+                status = "invalid_recipient"
+                log.warning("revisit %s: cannot text: %s", row["id"], exc)
+        async with self.pool.acquire() as conn:
+            await store.end_attempt(conn, row["id"], number, self.clock.now(), result=status)
+        # an SMS that could not go out waits for the expiry like an unanswered one: the
+        # outcome is then "no answer", which is what happened
+
+    async def expire(self, job: Job) -> None:
+        """No SMS answer in time: recorded as no answer."""
+        now = self.clock.now()
+        async with self.pool.acquire() as conn, conn.transaction():
+            row = await store.lock(conn, int(job.payload["revisit_id"]))
+            if row is not None and row["status"] == "awaiting_reply":
+                await self.finish(conn, row, "no_answer", None, now)
+
+    # -- outcomes --------------------------------------------------------------------------
+
+    async def call_failed(
+        self,
+        conn: asyncpg.Connection,
+        row: asyncpg.Record,
+        result: str,
+        answered_by: str | None,
+        now: datetime,
+    ) -> None:
+        """A call not answered by the citizen: call again later, or fall back to SMS."""
+        number = row["call_attempts"]
+        await store.end_attempt(
+            conn, row["id"], number, now, result=result, answered_by=answered_by
+        )
+        await store.update(conn, row["id"], now, status="scheduled")
+        if number < row["max_call_attempts"]:
+            delay = timedelta(minutes=self.settings.revisit_retry_minutes * 2 ** (number - 1))
+            run_at = next_allowed(now + delay, self.settings.revisit_hours)
+            key = f"revisit:{row['id']}:{number + 1}"
+        else:
+            run_at = next_allowed(now, self.settings.revisit_hours)
+            key = f"revisit:{row['id']}:sms"
+        await jobs.enqueue(
+            conn, "revisit_attempt", {"revisit_id": row["id"]}, run_at, dedupe_key=key
+        )
+
+    async def finish(
+        self,
+        conn: asyncpg.Connection,
+        row: asyncpg.Record,
+        outcome: str,
+        comment: str | None,
+        now: datetime,
+    ) -> None:
+        """Record the citizen's verdict on the revisit and on the order. Inside a transaction."""
+        await store.update(
+            conn,
+            row["id"],
+            now,
+            status="done",
+            outcome=outcome,
+            comment=comment,
+            rating=None if outcome == "no_answer" else outcome,
+            finished_at=now,
+        )
+        order = await work_orders.clock_state(conn, row["work_order_id"])
+        if order is None or order["status"] != "resolved":
+            # the desk acted on the order meanwhile (e.g. re-dispatched it): keep the answer only
+            log.info("revisit %s answered after the order left 'resolved'", row["id"])
+            return
+        data = {
+            "revisit_id": row["id"],
+            "outcome": outcome,
+            "channel": row["channel"],
+            "sms": row["sms_sent"],
+            "calls": row["call_attempts"],
+        }
+        if outcome == "dissatisfied":
+            await self.supervision.raise_dissatisfied_light(
+                row["work_order_id"],
+                conn=conn,
+                comment=comment or "回访不满意",
+                actor=REVISIT,
+                at=now,
+            )
+            return
+        kind = "revisit_no_answer" if outcome == "no_answer" else "revisit_satisfied"
+        await self.clocks.record(
+            conn,
+            row["work_order_id"],
+            kind,
+            REVISIT,
+            now,
+            unit=order["lead_unit"],
+            note=comment,
+            data=data,
+        )
+
+    async def rated_by_phone(self, revisit_id: int, rating: str, call_sid: str | None) -> bool:
+        """The citizen keyed or said a rating during the call. Satisfied (or basically)
+        finishes the revisit at once; dissatisfied waits for the spoken comment (or the end of
+        the call). False when the call is not the revisit's current one."""
+        now = self.clock.now()
+        async with self.pool.acquire() as conn, conn.transaction():
+            row = await store.lock(conn, revisit_id)
+            if not _current_call(row, call_sid):
+                return False
+            if rating == "dissatisfied":
+                await store.update(conn, revisit_id, now, rating=rating)
+            else:
+                await store.end_attempt(
+                    conn,
+                    revisit_id,
+                    row["call_attempts"],
+                    now,
+                    result="answered",
+                    call_sid=call_sid,
+                )
+                await self.finish(conn, row, rating, None, now)
+        return True
+
+    async def commented_by_phone(
+        self, revisit_id: int, comment: str | None, call_sid: str | None
+    ) -> None:
+        now = self.clock.now()
+        async with self.pool.acquire() as conn, conn.transaction():
+            row = await store.lock(conn, revisit_id)
+            if _current_call(row, call_sid) and row["rating"] == "dissatisfied":
+                await store.end_attempt(
+                    conn,
+                    revisit_id,
+                    row["call_attempts"],
+                    now,
+                    result="answered",
+                    call_sid=call_sid,
+                )
+                await self.finish(conn, row, "dissatisfied", comment, now)
+
+    async def call_ended(
+        self, revisit_id: int, call_sid: str, status: str, answered_by: str | None
+    ) -> bool:
+        """Twilio's final call status. A call without a rating (busy, no answer, an answering
+        machine, hung up) is a failed attempt; a dissatisfied rating without a comment is
+        final now. False when the status is not for the revisit's current call."""
+        if status not in FINAL_CALL_STATUSES:
+            return False
+        now = self.clock.now()
+        async with self.pool.acquire() as conn, conn.transaction():
+            row = await store.lock(conn, revisit_id)
+            if not _current_call(row, call_sid):
+                return False
+            if row["rating"] == "dissatisfied":
+                await store.end_attempt(
+                    conn,
+                    revisit_id,
+                    row["call_attempts"],
+                    now,
+                    result="answered",
+                    call_sid=call_sid,
+                )
+                await self.finish(conn, row, "dissatisfied", None, now)
+            else:
+                machine = bool(answered_by and answered_by.startswith(("machine", "fax")))
+                result = "machine" if machine else status
+                await self.call_failed(conn, row, result, answered_by, now)
+        return True
+
+    async def answer_sms(self, phone: str, text: str) -> str | None:
+        """The reply to an SMS that answers a waiting revisit, or None when it is no answer."""
+        parsed = read_sms_answer(text)
+        if parsed is None:
+            return None
+        outcome, comment = parsed
+        now = self.clock.now()
+        async with self.pool.acquire() as conn, conn.transaction():
+            row = await store.awaiting_reply(conn, phone)
+            if row is None:
+                return None
+            await self.finish(conn, row, outcome, comment, now)
+        if outcome == "dissatisfied":
+            return "感谢您的反馈，我们已将您的意见转交承办单位重新办理，并将跟踪督办。"
+        return "感谢您对12345热线工作的评价！"
+
+
+def _current_call(row: asyncpg.Record | None, call_sid: str | None) -> bool:
+    """Whether a webhook is about the call the revisit is waiting on: late or repeated
+    callbacks of an earlier call change nothing."""
+    if row is None or row["status"] != "calling":
+        return False
+    return row["call_sid"] is None or call_sid is None or row["call_sid"] == call_sid
+
+
+def for_context(ctx: Context) -> RevisitService:
+    assert ctx.desk is not None, "revisits need the dispatch desk"
+    return RevisitService(
+        ctx.settings, ctx.pool, ctx.clock, ctx.notify, ctx.desk.clocks, ctx.desk.supervision
+    )

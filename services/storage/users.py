@@ -1,0 +1,97 @@
+"""users and user_sessions: staff accounts and their bearer-token sessions."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import asyncpg
+
+_USER_COLUMNS = """id, username, display_name, password_hash, role, unit_code, active,
+    failed_logins, locked_until, created_at"""
+
+
+async def create(
+    conn: asyncpg.Connection,
+    username: str,
+    password_hash: str,
+    role: str,
+    unit_code: str | None,
+    display_name: str | None,
+) -> asyncpg.Record:
+    """Insert a user; raises asyncpg.UniqueViolationError when the name is taken."""
+    return await conn.fetchrow(
+        f"""INSERT INTO users (username, password_hash, role, unit_code, display_name)
+            VALUES ($1, $2, $3, $4, $5) RETURNING {_USER_COLUMNS}""",
+        username,
+        password_hash,
+        role,
+        unit_code,
+        display_name,
+    )
+
+
+async def by_username(conn: asyncpg.Connection, username: str) -> asyncpg.Record | None:
+    return await conn.fetchrow(f"SELECT {_USER_COLUMNS} FROM users WHERE username = $1", username)
+
+
+async def count(conn: asyncpg.Connection) -> int:
+    return await conn.fetchval("SELECT count(*) FROM users")
+
+
+async def login_failed(
+    conn: asyncpg.Connection, user_id: int, max_failures: int, lock_until: datetime
+) -> None:
+    """Count a failed login; the max_failures-th in a row locks the account until lock_until."""
+    await conn.execute(
+        """UPDATE users SET failed_logins = failed_logins + 1,
+               locked_until = CASE WHEN failed_logins + 1 >= $2 THEN $3 ELSE locked_until END
+           WHERE id = $1""",
+        user_id,
+        max_failures,
+        lock_until,
+    )
+
+
+async def login_succeeded(conn: asyncpg.Connection, user_id: int) -> None:
+    await conn.execute(
+        "UPDATE users SET failed_logins = 0, locked_until = NULL WHERE id = $1", user_id
+    )
+
+
+async def create_session(
+    conn: asyncpg.Connection, token_hash: str, user_id: int, at: datetime, expires_at: datetime
+) -> None:
+    await conn.execute(
+        """INSERT INTO user_sessions (token_hash, user_id, created_at, expires_at)
+           VALUES ($1, $2, $3, $4)""",
+        token_hash,
+        user_id,
+        at,
+        expires_at,
+    )
+
+
+async def by_session(
+    conn: asyncpg.Connection, token_hash: str, now: datetime
+) -> asyncpg.Record | None:
+    """The active user of a live session."""
+    return await conn.fetchrow(
+        f"""SELECT {", ".join("u." + c.strip() for c in _USER_COLUMNS.split(","))},
+                   s.expires_at AS session_expires_at
+            FROM user_sessions s JOIN users u ON u.id = s.user_id
+            WHERE s.token_hash = $1 AND s.revoked_at IS NULL AND s.expires_at > $2 AND u.active""",
+        token_hash,
+        now,
+    )
+
+
+async def revoke_session(conn: asyncpg.Connection, token_hash: str, at: datetime) -> bool:
+    return (
+        await conn.fetchval(
+            """UPDATE user_sessions SET revoked_at = $2
+               WHERE token_hash = $1 AND revoked_at IS NULL RETURNING true""",
+            token_hash,
+            at,
+        )
+        is True
+    )

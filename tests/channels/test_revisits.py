@@ -1,0 +1,253 @@
+"""Revisits end to end: the unit resolves over HTTP, the scheduler places the revisit call
+through the real Twilio client at the local fake Twilio, and Twilio's signed webhooks (the
+TwiML requests and the call-status callback) decide the outcome."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from datetime import datetime
+
+import aiohttp
+import pytest
+
+from services import revisits
+from services.clock import CHINA_TZ, FixedClock
+from services.config import Settings
+from services.notify import Notifier
+from services.scheduler import Scheduler
+from services.storage import revisits as revisit_store
+from tests.channels.conftest import ACCOUNT_SID, AUTH_TOKEN, CENTRE_NUMBER, PUBLIC_URL
+from tests.desk_support import (
+    DeskService,
+    event_kinds,
+    file_order,
+    lights_of,
+    login,
+    make_user,
+    order_row,
+    start_desk_service,
+)
+from tests.fakes.twilio_api import FakeTwilio
+from tests.fakes.webhooks import Texter, TwilioWebhooks
+
+PHONE = "13859901234"
+E164 = "+8613859901234"
+UNIT = "municipal-works"
+
+
+def at(*args: int) -> datetime:
+    return datetime(*args, tzinfo=CHINA_TZ)
+
+
+@dataclass
+class Rig:
+    svc: DeskService
+    clock: FixedClock
+    twilio: FakeTwilio
+    hooks: TwilioWebhooks
+    revisits: revisits.RevisitService
+    scheduler: Scheduler
+
+    async def run_jobs(self) -> None:
+        await self.scheduler.run_once()
+
+    async def resolved_order(self, when: datetime, channel: str = "voice") -> str:
+        self.clock.current = when
+        order, _ = await file_order(self.svc, when, phone=PHONE)
+        async with self.svc.pool.acquire() as conn:
+            await conn.execute(
+                "UPDATE work_orders SET channel = $2 WHERE id = $1", order["id"], channel
+            )
+        await self.handle(order["request_number"])
+        return order["request_number"]
+
+    async def handle(self, number: str, result: str = "已更换灯泡，路灯恢复照明") -> None:
+        async with aiohttp.ClientSession() as http:
+            unit = await login(http, self.svc, "h-works")
+            base = f"/api/unit/orders/{number}"
+            status = (await order_row(self.svc, number))["status"]
+            if status == "dispatched":
+                assert (await unit.post(base + "/sign"))[0] == 200
+            code, body = await unit.post(base + "/resolve", {"result": result})
+            assert code == 200, body
+            assert body["status"] == "resolved"
+
+    async def revisit_of(self, number: str):
+        order = await order_row(self.svc, number)
+        async with self.svc.pool.acquire() as conn:
+            return (await revisit_store.of_order(conn, order["id"]))[-1]
+
+    async def call_params(self, call: dict, **extra: str) -> dict[str, str]:
+        return {
+            "AccountSid": ACCOUNT_SID,
+            "CallSid": call["sid"],
+            "From": CENTRE_NUMBER,
+            "To": E164,
+            "Direction": "outbound-api",
+            **extra,
+        }
+
+    async def answer(self, call: dict, **extra: str):
+        path = call["url"].removeprefix(PUBLIC_URL)
+        return await self.hooks.post(
+            path, await self.call_params(call, CallStatus="in-progress", **extra)
+        )
+
+    async def post(self, path: str, call: dict, **extra: str):
+        return await self.hooks.post(path, await self.call_params(call, **extra))
+
+    async def call_status(self, call: dict, status: str, **extra: str):
+        path = call["status_callback"].removeprefix(PUBLIC_URL)
+        return await self.post(path, call, CallStatus=status, **extra)
+
+
+@pytest.fixture
+async def rig(
+    channel_settings: Settings, clock: FixedClock, fake_twilio: FakeTwilio
+) -> AsyncIterator[Rig]:
+    svc = await start_desk_service(channel_settings, clock)
+    svc.ctx.notify = Notifier(channel_settings, svc.pool, clock)
+    await make_user(svc, "h-works", "unit_handler", UNIT)
+    service = revisits.for_context(svc.ctx)
+    scheduler = Scheduler(svc.pool, clock, service.handlers(), lease_seconds=60)
+    hooks = TwilioWebhooks(svc.url, PUBLIC_URL, ACCOUNT_SID, AUTH_TOKEN)
+    yield Rig(svc, clock, fake_twilio, hooks, service, scheduler)
+    await svc.ctx.notify.aclose()
+    await svc.close()
+
+
+async def test_resolve_at_night_waits_then_digit_3_reopens_with_the_fifth_light(rig: Rig):
+    number = await rig.resolved_order(at(2026, 11, 23, 22, 0))
+    await rig.run_jobs()
+    assert rig.twilio.calls == [], "no revisit call at 22:00 (quiet hours)"
+    rig.clock.current = at(2026, 11, 24, 7, 59)
+    await rig.run_jobs()
+    assert rig.twilio.calls == []
+    rig.clock.current = at(2026, 11, 24, 8, 0)
+    await rig.run_jobs()
+    assert len(rig.twilio.calls) == 1
+    call = rig.twilio.calls[0]
+    assert call["to"] == E164
+    assert call["status_callback"].endswith("/status")
+
+    greeting = await rig.answer(call, AnsweredBy="human")
+    assert greeting.gather is not None and greeting.gather["numDigits"] == "1"
+    assert "满意请按1" in greeting.spoken and "不满意请按3" in greeting.spoken
+    asked = await rig.post(greeting.gather["action"], call, Digits="3")
+    assert asked.gather is not None and asked.gather["input"] == "speech"
+    order = await order_row(rig.svc, number)
+    assert order["status"] == "resolved", "waits for the comment"
+    await rig.post(asked.gather["action"], call, SpeechResult="路灯还是不亮，晚上很黑")
+    order = await order_row(rig.svc, number)
+    assert order["status"] == "signed" and order["lead_unit"] == UNIT
+    assert (await event_kinds(rig.svc, order["id"]))[-1] == "revisit_dissatisfied"
+    async with rig.svc.pool.acquire() as conn:
+        note = await conn.fetchval(
+            "SELECT note FROM work_order_events WHERE work_order_id = $1 ORDER BY id DESC LIMIT 1",
+            order["id"],
+        )
+    assert note == "路灯还是不亮，晚上很黑"
+    assert ("dissatisfied", "yellow", 0) in await lights_of(rig.svc, order["id"])
+    # the late final status of the answered call changes nothing
+    assert (await rig.call_status(call, "completed")).status == 204
+    assert (await rig.revisit_of(number))["outcome"] == "dissatisfied"
+
+    # handled again, and dissatisfied again (said, not keyed): the fifth light goes red
+    rig.clock.current = at(2026, 11, 24, 15, 0)
+    await rig.handle(number, "已联系供电所更换线路")
+    await rig.run_jobs()
+    second = rig.twilio.calls[1]
+    greeting = await rig.answer(second)
+    asked = await rig.post(greeting.gather["action"], second, SpeechResult="不满意。")
+    await rig.call_status(second, "completed")  # hung up without a comment
+    order = await order_row(rig.svc, number)
+    assert order["status"] == "signed"
+    assert ("dissatisfied", "red", 0) in await lights_of(rig.svc, order["id"])
+    assert asked.gather is not None
+
+
+async def test_digit_1_closes_and_bad_signatures_are_refused(rig: Rig):
+    number = await rig.resolved_order(at(2026, 11, 23, 10, 0))
+    await rig.run_jobs()
+    call = rig.twilio.calls[0]
+    greeting = await rig.answer(call)
+    forged = await rig.hooks.post(
+        greeting.gather["action"], await rig.call_params(call, Digits="3"), signature="AAAA"
+    )
+    assert forged.status == 403
+    assert (await order_row(rig.svc, number))["status"] == "resolved"
+    thanks = await rig.post(greeting.gather["action"], call, Digits="1")
+    assert thanks.hangup and "感谢" in thanks.spoken
+    order = await order_row(rig.svc, number)
+    assert order["status"] == "closed"
+    assert (await event_kinds(rig.svc, order["id"]))[-1] == "revisit_satisfied"
+    assert (await rig.revisit_of(number))["outcome"] == "satisfied"
+
+
+async def test_busy_machine_no_answer_then_sms_fallback_then_reply(rig: Rig):
+    number = await rig.resolved_order(at(2026, 11, 23, 20, 0))
+    await rig.run_jobs()
+    first = rig.twilio.calls[0]
+    assert (await rig.call_status(first, "busy")).status == 204
+    # the retry waits 30 minutes; 20:30 is still allowed
+    await rig.run_jobs()
+    assert len(rig.twilio.calls) == 1
+    rig.clock.current = at(2026, 11, 23, 20, 30)
+    await rig.run_jobs()
+    second = rig.twilio.calls[1]
+    hung_up = await rig.answer(second, AnsweredBy="machine_end_beep")
+    assert hung_up.hangup and hung_up.gather is None
+    await rig.call_status(second, "completed", AnsweredBy="machine_end_beep")
+    # backoff doubles to 60 minutes: 21:30 is quiet, so the third call is at 08:00
+    rig.clock.current = at(2026, 11, 23, 21, 30)
+    await rig.run_jobs()
+    assert len(rig.twilio.calls) == 2
+    rig.clock.current = at(2026, 11, 24, 8, 0)
+    await rig.run_jobs()
+    third = rig.twilio.calls[2]
+    await rig.call_status(third, "no-answer")
+    await rig.call_status(third, "no-answer")  # a repeated callback is harmless
+    await rig.run_jobs()
+    assert len(rig.twilio.calls) == 3
+    texts = rig.twilio.bodies_to(E164)
+    assert len(texts) == 1 and number in texts[0] and "1 满意" in texts[0]
+    revisit = await rig.revisit_of(number)
+    assert (revisit["status"], revisit["call_attempts"], revisit["sms_sent"]) == (
+        "awaiting_reply",
+        3,
+        True,
+    )
+    async with rig.svc.pool.acquire() as conn:
+        results = [a["result"] for a in await revisit_store.attempts(conn, revisit["id"])]
+    assert results == ["busy", "machine", "no-answer", "sent"]
+
+    reply = await Texter(rig.hooks, E164, CENTRE_NUMBER).send("2")
+    assert "感谢" in reply.messages[0]
+    order = await order_row(rig.svc, number)
+    assert order["status"] == "closed"
+    assert (await rig.revisit_of(number))["outcome"] == "basically_satisfied"
+
+
+async def test_no_reply_to_the_sms_is_no_answer_not_satisfied(rig: Rig):
+    number = await rig.resolved_order(at(2026, 11, 23, 10, 0), channel="web")
+    await rig.run_jobs()
+    assert rig.twilio.calls == [], "web citizens are texted, not called"
+    assert len(rig.twilio.bodies_to(E164)) == 1
+    rig.clock.current = at(2026, 11, 25, 9, 59)
+    await rig.run_jobs()
+    assert (await order_row(rig.svc, number))["status"] == "resolved"
+    rig.clock.current = at(2026, 11, 25, 10, 0)
+    await rig.run_jobs()
+    order = await order_row(rig.svc, number)
+    assert order["status"] == "closed"
+    assert (await event_kinds(rig.svc, order["id"]))[-1] == "revisit_no_answer"
+    assert (await rig.revisit_of(number))["outcome"] == "no_answer"
+
+
+def test_sms_answers_are_read_with_a_comment():
+    assert revisits.read_sms_answer("3 路灯还是不亮") == ("dissatisfied", "路灯还是不亮")
+    assert revisits.read_sms_answer("1") == ("satisfied", None)
+    assert revisits.read_sms_answer("基本满意") == ("basically_satisfied", None)
+    assert revisits.read_sms_answer("12345热线你好") is None
+    assert revisits.read_sms_answer("4") is None
