@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import random
 import shutil
 import sys
@@ -346,6 +347,7 @@ async def run(args: argparse.Namespace) -> dict:
     from services.workdays import WorkCalendar
 
     rng = random.Random(12345)
+    load_at_start = round(os.getloadavg()[0], 1)
     tmp = Path(tempfile.mkdtemp(prefix="hotline-bench-"))
     try:
         print(f"starting PostgreSQL in {tmp}", flush=True)
@@ -405,9 +407,9 @@ async def run(args: argparse.Namespace) -> dict:
                 r[0]
                 for r in await conn.fetch(
                     "EXPLAIN "
-                    + lights.SCAN_SQL.replace("$1", f"'{T0.isoformat()}'::timestamptz").replace(
-                        "$2", f"'{(T0 + timedelta(minutes=1)).isoformat()}'::timestamptz"
-                    )
+                    + lights.SCAN_SQL.replace("$1", f"'{T0.isoformat()}'::timestamptz")
+                    .replace("$2", f"'{(T0 + timedelta(minutes=1)).isoformat()}'::timestamptz")
+                    .replace("$3", f"'{(T0 + timedelta(minutes=1)).isoformat()}'::timestamptz")
                 )
             )
         uses_index = all(
@@ -423,7 +425,12 @@ async def run(args: argparse.Namespace) -> dict:
         print(f"  manual dispatch: {manual}", flush=True)
         await pool.close()
         return {
-            "machine": {"cpus": __import__("os").cpu_count()},
+            "machine": {
+                "cpus": os.cpu_count(),
+                # other work on the machine while this ran (1-minute load averages)
+                "load_average_at_start": load_at_start,
+                "load_average_at_end": round(os.getloadavg()[0], 1),
+            },
             "open_orders": open_orders,
             "load": load,
             "light_scan": scans,

@@ -35,6 +35,7 @@ from wechatpy.replies import create_reply
 from wechatpy.utils import check_signature
 
 from channels.speech import normalize_speech
+from services import revisits
 from services.context import CONTEXT, Context
 from services.conversation import Inbound, InvalidMessage, TurnResult
 from services.http_errors import json_error
@@ -215,6 +216,12 @@ class WeChatChannel:
     async def answer(
         self, request: web.Request, message: BaseMessage, text: str, nonce: str
     ) -> web.Response:
+        if self.ctx.desk is not None:
+            # an answer to a revisit question goes to the revisit, not into the chat
+            revisit = revisits.for_context(self.ctx)
+            answered = await revisit.answer_sms(None, text, openid=message.source)
+            if answered is not None:
+                return self.reply(request, message, answered, nonce)
         pending = self.start(message, text)
         if not pending.pushing:
             try:

@@ -23,9 +23,9 @@ from nlu.rasa_export import FAQ_INTENT, clean, unit_from_intent
 from nlu.rules import short_reply_intent
 from nlu.types import INTENTS, REQUEST_TYPES, ParseResult
 
-# DIET's softmax confidences are not calibrated like the built-in engine's. Chosen before
-# looking at the held-out set, from the routing model's confidences on its own training data
-# being near 1; override with HOTLINE_UNIT_THRESHOLD.
+# DIET's softmax confidences are not calibrated like the built-in engine's, so the abstain
+# rule is a fixed one: the lead unit is named when the model puts more weight on it than on
+# all other units together. Override with HOTLINE_UNIT_THRESHOLD.
 DEFAULT_UNIT_THRESHOLD = 0.5
 
 

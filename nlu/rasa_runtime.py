@@ -14,7 +14,7 @@ import urllib.request
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from nlu.rasa_export import INTENT_PROJECT, ROUTING_PROJECT, ExportReport, export
+from nlu.rasa_export import INTENT_PROJECT, ROUTING_PROJECT, ExportReport, export, fingerprint
 
 PROJECTS = (INTENT_PROJECT, ROUTING_PROJECT)
 MODELS_META = "hotline.json"
@@ -146,8 +146,12 @@ def train(
         if parallel:
             for project in PROJECTS:
                 start(project)
-            for project in PROJECTS:
-                finish(project)
+            while running:
+                done = [p for p, process in running.items() if process.poll() is not None]
+                for project in done:
+                    finish(project)
+                if not done:
+                    time.sleep(0.5)
         else:
             for project in PROJECTS:
                 start(project)
@@ -214,6 +218,41 @@ def start_server(venv: Path, model: Path, host: str, port: int, log_file: Path) 
     return RasaServer(model.name.split(".")[0], f"http://{host}:{port}", process, log_file)
 
 
+def ensure_trained(venv: Path, out: Path, *, log=print) -> TrainedModels:
+    """The models in `out` when they were trained on the current data, else train them."""
+    trained = read_trained(out)
+    if trained is not None and trained.fingerprint == fingerprint():
+        return trained
+    return train(venv, out, log=log)
+
+
+def serve_models(
+    venv: Path,
+    trained: TrainedModels,
+    urls: dict[str, str],
+    *,
+    log_dir: Path,
+    timeout: float = 300.0,
+) -> list[RasaServer]:
+    """Both servers started and ready (`urls`: project -> http://127.0.0.1:port); the caller
+    stops them."""
+    servers: list[RasaServer] = []
+    try:
+        for project in PROJECTS:
+            host, port = split_url(urls[project])
+            servers.append(
+                start_server(
+                    venv, trained.model(project), host, port, log_dir / f"serve-{project}.log"
+                )
+            )
+        wait_ready(servers, timeout)
+    except BaseException:
+        for server in servers:
+            server.stop()
+        raise
+    return servers
+
+
 def wait_ready(servers: list[RasaServer], timeout: float = 300.0) -> None:
     """Block until every server has its model loaded (GET /status answers 200)."""
     started = time.perf_counter()
@@ -246,6 +285,12 @@ def split_url(url: str) -> tuple[str, int]:
     parts = urlsplit(url)
     if parts.scheme != "http" or not parts.hostname:
         raise RasaRuntimeError(f"cannot serve Rasa at {url}: give a plain http://host:port URL")
+    if parts.hostname not in ("127.0.0.1", "localhost", "::1"):
+        # `rasa run --enable-api` lets anyone who reaches it replace the model
+        raise RasaRuntimeError(
+            f"cannot serve Rasa at {url}: its HTTP API has no authentication here, so it "
+            "listens on loopback only (127.0.0.1)"
+        )
     return parts.hostname, parts.port or 80
 
 

@@ -1,6 +1,6 @@
 """The agent workspace: HTTP API, live WebSocket and the /agent page.
 
-GET  /agent                                          the workspace page (static/agent.html)
+GET  /agent                                          the page (static/agent.html, agent.js)
 GET  /api/agent/queue                                conversations needing a person
 GET  /api/agent/ws                                   live pushes; first frame {"token": ...}
 GET  /api/agent/conversations/{id}                   the conversation with every message and
@@ -19,7 +19,6 @@ Only staff with the role agent or supervisor get in (services/auth.require_role)
 
 from __future__ import annotations
 
-import asyncio
 import json
 from pathlib import Path
 from typing import Any
@@ -155,7 +154,10 @@ async def _deliver(ctx: Context, convo: Any, text: str, message_id: int) -> dict
         if ctx.wechat is None:
             return {"status": "not_configured"}
         result = await ctx.wechat.send_text(
-            convo["session_key"], text, "agent_reply", idempotency_key=key,
+            convo["session_key"],
+            text,
+            "agent_reply",
+            idempotency_key=key,
             conversation_id=convo["id"],
         )
         return {"status": result.status, "error": result.error}
@@ -283,7 +285,7 @@ async def websocket(request: web.Request) -> web.WebSocketResponse:
     await ws.prepare(request)
     try:
         msg = await ws.receive(timeout=10)
-    except asyncio.TimeoutError:
+    except TimeoutError:
         await ws.close(code=4401, message=b"no token")
         return ws
     token = None

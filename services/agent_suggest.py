@@ -168,6 +168,9 @@ async def suggest(
     if question:
         items += await asyncio.to_thread(_kb, kb, question, clock.now().date())
         if kb.encoder is not None:
+            # orders resolved since the last call; a scheduler job would keep this off the
+            # request path in a busy centre
+            await index_resolved(pool, kb.encoder, clock)
             vector = (await asyncio.to_thread(kb.encoder.encode, [question]))[0]
             async with pool.acquire() as conn:
                 similar = await store.similar_orders(conn, np.asarray(vector), 5)

@@ -59,40 +59,30 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    from nlu.rasa_runtime import (
-        RasaRuntimeError,
-        read_trained,
-        split_url,
-        start_server,
-        wait_ready,
-    )
+    from nlu.rasa_export import fingerprint
+    from nlu.rasa_runtime import RasaRuntimeError, read_trained, serve_models
 
     settings = settings_from_env()
     out = Path(args.out) if args.out else settings.rasa_dir
     trained = read_trained(out)
     if trained is None:
         raise CliError(f"no trained Rasa models in {out}: run `hotline nlu rasa-train` first")
+    if trained.fingerprint != fingerprint():
+        print(
+            "warning: the Rasa models were trained on other training data or settings than "
+            "the project's current ones; run `hotline nlu rasa-train` to update them",
+            file=sys.stderr,
+        )
+    urls = {"intents": settings.rasa_url, "routing": settings.rasa_routing_url}
+    print(f"starting Rasa at {urls['intents']} and {urls['routing']} (about a minute)", flush=True)
     servers = []
     try:
-        for project, url in (
-            ("intents", settings.rasa_url),
-            ("routing", settings.rasa_routing_url),
-        ):
-            host, port = split_url(url)
-            servers.append(
-                start_server(
-                    settings.rasa_venv,
-                    trained.model(project),
-                    host,
-                    port,
-                    out / "logs" / f"serve-{project}.log",
-                )
-            )
-        print(f"starting Rasa: {', '.join(s.url for s in servers)} (about a minute)", flush=True)
-        wait_ready(servers, timeout=args.timeout)
+        servers = serve_models(
+            settings.rasa_venv, trained, urls, log_dir=out / "logs", timeout=args.timeout
+        )
         for server in servers:
             print(f"{server.project}: {server.url} ready in {server.ready_seconds} s", flush=True)
-        # serve until stopped; a server that dies ends the command with its log
+        # serve until stopped; a server that dies ends the command, pointing at its log
         signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
         while True:
             for server in servers:

@@ -46,6 +46,7 @@ from services.dispatch import DispatchError
 from services.order_views import order_detail, order_json
 from services.storage import calendar_days, jobs, lights, performance, precedents, work_orders
 from services.storage.work_orders import Actor
+from services.units import set_contact_phone
 
 DESK_ROLES = (AGENT, SUPERVISOR)
 
@@ -415,7 +416,7 @@ async def put_unit_contact(request: web.Request) -> web.Response:
     if not digits.isdigit() or not 7 <= len(digits) <= 15:
         raise json_exception(400, "bad_phone", "phone must be a telephone number")
     async with ctx.pool.acquire() as conn:
-        await conn.execute("UPDATE units SET contact_phone = $2 WHERE code = $1", code, phone)
+        await set_contact_phone(conn, code, phone)
     return respond({"unit": code, "contact_phone": phone})
 
 

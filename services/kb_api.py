@@ -46,6 +46,7 @@ CONTENT_TYPES = {
     "csv": "text/csv; charset=utf-8",
     "xlsx": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
 }
+READ_ONLY = ("created_by", "created_at", "updated_by", "updated_at", "published_at", "score")
 _FORMAT_BY_TYPE = {
     "application/x-ndjson": "jsonl",
     "application/jsonl": "jsonl",
@@ -196,6 +197,8 @@ async def edit_entry(request: web.Request, actor: str) -> web.Response:
     ctx = context_of(request)
     body = await read_json(request)
     version = _version(body)
+    for key in READ_ONLY:  # a client may send back what it read
+        body.pop(key, None)
     entry, meta = await ctx.kb.update(
         request.match_info["entry_id"],
         body,

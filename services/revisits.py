@@ -30,12 +30,13 @@ from services.clock import CHINA_TZ, Clock
 from services.config import Settings
 from services.notify import InvalidRecipient, Notifier
 from services.scheduler import Handler, Later
-from services.storage import jobs, work_orders
+from services.storage import citizens, jobs, work_orders
 from services.storage import revisits as store
 from services.storage.jobs import Job
 from services.storage.work_orders import Actor
 from services.supervision import Supervision
 from services.timelimits import OrderClocks
+from services.wechat_api import WeChatApi
 
 if TYPE_CHECKING:
     from services.context import Context
@@ -52,6 +53,7 @@ RATING_LABELS = {
     "dissatisfied": "不满意",
     "no_answer": "未接通",
 }
+CALL_CHECK_AFTER = timedelta(hours=1)
 _LEADING_DIGIT = re.compile(r"^\s*([123])(?:\s|[，,。.：:、]|$)\s*(.*)$", re.S)
 
 
@@ -91,13 +93,20 @@ async def schedule(
     if order is None:
         raise LookupError(f"work order {order_id} does not exist")
     phone = order["contact_phone"]
-    if not phone:
+    openid = None
+    if order["channel"] == "wechat" and settings.wechat_app_id:
+        openid = await citizens.wechat_openid(conn, order["citizen_id"])
+    if openid:
+        channel = "wechat"
+    elif not phone:
         channel = "none"
     elif order["channel"] in PHONE_CHANNELS and settings.revisit_max_calls > 0:
         channel = "voice"
     else:
         channel = "sms"
-    row = await store.create(conn, order_id, channel, phone, settings.revisit_max_calls, at)
+    row = await store.create(
+        conn, order_id, channel, phone, settings.revisit_max_calls, at, openid=openid
+    )
     run_at = next_allowed(
         at + timedelta(minutes=settings.revisit_delay_minutes), settings.revisit_hours
     )
@@ -119,9 +128,14 @@ class RevisitService:
     notify: Notifier | None
     clocks: OrderClocks
     supervision: Supervision
+    wechat: WeChatApi | None = None
 
     def handlers(self) -> dict[str, Handler]:
-        return {"revisit_attempt": self.attempt, "revisit_expire": self.expire}
+        return {
+            "revisit_attempt": self.attempt,
+            "revisit_expire": self.expire,
+            "revisit_call_check": self.call_check,
+        }
 
     # -- jobs ------------------------------------------------------------------------------
 
@@ -146,9 +160,19 @@ class RevisitService:
                     conn, revisit_id, now, status="calling", call_attempts=number, call_sid=None
                 )
                 await store.add_attempt(conn, revisit_id, number, "voice", now)
+                # a lost status callback (or a crash before the call) must not leave the
+                # revisit calling for ever
+                await jobs.enqueue(
+                    conn,
+                    "revisit_call_check",
+                    {"revisit_id": revisit_id, "attempt": number},
+                    now + CALL_CHECK_AFTER,
+                    dedupe_key=f"revisit:{revisit_id}:check:{number}",
+                )
             else:
-                await store.update(conn, revisit_id, now, status="awaiting_reply", sms_sent=True)
-                await store.add_attempt(conn, revisit_id, number, "sms", now)
+                await store.update(conn, revisit_id, now, status="awaiting_reply")
+                channel = "wechat" if row["channel"] == "wechat" else "sms"
+                await store.add_attempt(conn, revisit_id, number, channel, now)
                 await jobs.enqueue(
                     conn,
                     "revisit_expire",
@@ -201,7 +225,23 @@ class RevisitService:
 
     async def _text(self, row: asyncpg.Record, number: int, request_number: str) -> None:
         status = "not_configured"
-        if self.notify is not None:
+        if row["channel"] == "wechat" and self.wechat is not None:
+            result = await self.wechat.send_text(
+                row["openid"],
+                sms_question(request_number).replace("【12345回访】", ""),
+                "revisit",
+                idempotency_key=f"revisit:{row['id']}:wechat",
+                work_order_id=row["work_order_id"],
+            )
+            if result.ok or not row["phone"]:
+                async with self.pool.acquire() as conn:
+                    await store.end_attempt(
+                        conn, row["id"], number, self.clock.now(), result=result.status
+                    )
+                return
+            # e.g. more than 48 hours since the follower's last message: WeChat refuses
+            log.info("revisit %s: WeChat message %s, texting instead", row["id"], result.status)
+        if self.notify is not None and row["phone"]:
             try:
                 result = await self.notify.send_sms(
                     row["phone"],
@@ -216,8 +256,24 @@ class RevisitService:
                 log.warning("revisit %s: cannot text: %s", row["id"], exc)
         async with self.pool.acquire() as conn:
             await store.end_attempt(conn, row["id"], number, self.clock.now(), result=status)
+            if status in ("sent", "delivered"):
+                await store.update(conn, row["id"], self.clock.now(), sms_sent=True)
         # an SMS that could not go out waits for the expiry like an unanswered one: the
         # outcome is then "no answer", which is what happened
+
+    async def call_check(self, job: Job) -> None:
+        """An hour after a call was placed the revisit still waits on it: no status came."""
+        now = self.clock.now()
+        async with self.pool.acquire() as conn, conn.transaction():
+            row = await store.lock(conn, int(job.payload["revisit_id"]))
+            if row is None or row["status"] != "calling":
+                return
+            if row["call_attempts"] != int(job.payload["attempt"]):
+                return
+            if row["rating"] == "dissatisfied":
+                await self.finish(conn, row, "dissatisfied", None, now)
+            else:
+                await self.call_failed(conn, row, "no_status", None, now)
 
     async def expire(self, job: Job) -> None:
         """No SMS answer in time: recorded as no answer."""
@@ -375,15 +431,18 @@ class RevisitService:
                 await self.call_failed(conn, row, result, answered_by, now)
         return True
 
-    async def answer_sms(self, phone: str, text: str) -> str | None:
-        """The reply to an SMS that answers a waiting revisit, or None when it is no answer."""
+    async def answer_sms(
+        self, phone: str | None, text: str, *, openid: str | None = None
+    ) -> str | None:
+        """The reply to an SMS (or a WeChat message from `openid`) that answers a waiting
+        revisit, or None when it is no such answer (it then goes to the conversation)."""
         parsed = read_sms_answer(text)
         if parsed is None:
             return None
         outcome, comment = parsed
         now = self.clock.now()
         async with self.pool.acquire() as conn, conn.transaction():
-            row = await store.awaiting_reply(conn, phone)
+            row = await store.awaiting_reply(conn, phone=phone, openid=openid)
             if row is None:
                 return None
             await self.finish(conn, row, outcome, comment, now)
@@ -403,5 +462,11 @@ def _current_call(row: asyncpg.Record | None, call_sid: str | None) -> bool:
 def for_context(ctx: Context) -> RevisitService:
     assert ctx.desk is not None, "revisits need the dispatch desk"
     return RevisitService(
-        ctx.settings, ctx.pool, ctx.clock, ctx.notify, ctx.desk.clocks, ctx.desk.supervision
+        ctx.settings,
+        ctx.pool,
+        ctx.clock,
+        ctx.notify,
+        ctx.desk.clocks,
+        ctx.desk.supervision,
+        ctx.wechat,
     )

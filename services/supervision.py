@@ -154,7 +154,7 @@ class Supervision:
                     just_before = upcoming - timedelta(microseconds=1)
                     after = just_before if after is None else max(after, just_before)
                     until = min(now, after + SCAN_SLICE)
-                seen, new = await lights.scan_window(conn, after, until)
+                seen, new = await lights.scan_window(conn, after, until, now)
             crossed += seen
             raised += new
             after = until

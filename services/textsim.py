@@ -8,6 +8,7 @@ Punctuation and spaces are dropped; digits are kept, house numbers matter.
 
 from __future__ import annotations
 
+import functools
 import math
 import unicodedata
 from collections import Counter
@@ -30,6 +31,10 @@ class Profile:
     @classmethod
     def of(cls, text: str, remove: str | None = None) -> Profile:
         """The n-gram profile of `text`, without the words of `remove` (e.g. its location)."""
+        return _profile(text, remove)
+
+    @classmethod
+    def build(cls, text: str, remove: str | None) -> Profile:
         if remove:
             text = text.replace(remove, " ")
         clean = _clean(text)
@@ -50,6 +55,13 @@ class Profile:
         )
         dot = sum(v * large.get(k, 0) for k, v in small.items())
         return dot / (self.norm * other.norm)
+
+
+# Orders are compared with the same earlier orders again and again (a busy place, a citizen
+# who writes often); their words never change, so their profiles are kept.
+@functools.lru_cache(maxsize=20_000)
+def _profile(text: str, remove: str | None) -> Profile:
+    return Profile.build(text, remove)
 
 
 def similarity(a: str, b: str) -> float:

@@ -96,3 +96,15 @@ async def sync_units(pool: asyncpg.Pool, directory: UnitDirectory) -> None:
         await conn.execute(
             "UPDATE units SET active = false WHERE NOT (code = ANY($1::text[]))", directory.codes
         )
+
+
+async def set_contact_phone(conn: asyncpg.Connection, code: str, phone: str) -> bool:
+    """The phone a unit is texted on (supervision lights); kept across directory reloads."""
+    return (
+        await conn.fetchval(
+            "UPDATE units SET contact_phone = $2, updated_at = now() WHERE code = $1 RETURNING true",
+            code,
+            phone,
+        )
+        is True
+    )

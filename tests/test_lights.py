@@ -224,6 +224,23 @@ async def test_each_light_texts_the_units_contact_once_in_allowed_hours(desk_ser
     assert {r["notify_result"] for r in results} == {"sent"}
 
 
+async def test_after_downtime_a_passed_deadline_texts_only_red(desk_service, clock):
+    svc = desk_service
+    async with svc.pool.acquire() as conn:
+        await conn.execute(
+            "UPDATE units SET contact_phone = '13900000001' WHERE code = 'municipal-works'"
+        )
+    order, _ = await file_order(svc, at(2026, 11, 23, 10))
+    assert await scan_at(svc, clock, at(2026, 11, 24, 11)) == 2  # yellow and red at once
+    await svc.desk.scheduler(svc.ctx.settings).run_once()
+    assert [m["purpose"] for m in svc.notifier.sent] == ["light:sign_for:red"]
+    async with svc.pool.acquire() as conn:
+        results = dict(
+            await conn.fetch("SELECT color, notify_result FROM supervision_lights ORDER BY id")
+        )
+    assert results == {"yellow": "superseded_by_red", "red": "sent"}
+
+
 async def test_lights_board_counts_and_lists_by_unit_and_point(desk_service, clock):
     svc = desk_service
     await make_user(svc, "sup", "supervisor")
@@ -263,7 +280,10 @@ async def test_each_threshold_has_a_partial_index_over_the_statuses_its_clock_ru
         plan = "\n".join(
             r[0]
             for r in await conn.fetch(
-                "EXPLAIN " + lights.SCAN_SQL.replace("$1", "now()").replace("$2", "now()")
+                "EXPLAIN "
+                + lights.SCAN_SQL.replace("$1", "now()")
+                .replace("$2", "now()")
+                .replace("$3", "now()")
             )
         )
     defs = {r["indexname"]: r["indexdef"] for r in rows}

@@ -126,8 +126,10 @@ async def _lights_with_jobs(svc, clock, orders: int) -> None:
         )
     for _ in range(orders):
         await file_order(svc, at(2026, 11, 2, 10))
-    clock.current = at(2026, 11, 3, 10)
-    assert (await svc.desk.supervision.scan()).lights == 2 * orders
+    clock.current = at(2026, 11, 3, 6)  # the yellow lights
+    assert (await svc.desk.supervision.scan()).lights == orders
+    clock.current = at(2026, 11, 3, 10)  # the red ones
+    assert (await svc.desk.supervision.scan()).lights == orders
 
 
 def _real_time_scheduler(svc, notifier, worker: str, lease: float) -> Scheduler:
@@ -214,16 +216,18 @@ async def test_the_app_runs_the_scheduler_in_the_background(settings, clock):
             await conn.execute(
                 "UPDATE units SET contact_phone = '13900000001' WHERE code = 'municipal-works'"
             )
-        order, _ = await file_order(svc, at(2026, 11, 23, 10))
-        clock.current = at(2026, 11, 24, 10)  # sign-for ran out: yellow and red are due
-        deadline = time.monotonic() + 20
-        while len(svc.notifier.sent) < 2:
-            assert time.monotonic() < deadline, svc.notifier.sent
-            await asyncio.sleep(0.1)
-        assert {m["purpose"] for m in svc.notifier.sent} == {
+        await file_order(svc, at(2026, 11, 23, 15))
+        # in texting hours: yellow at 10:12 the next day, red at 15:00
+        for moment, texts in ((at(2026, 11, 24, 11), 1), (at(2026, 11, 24, 15), 2)):
+            clock.current = moment  # the sign-for light turns yellow, then red
+            deadline = time.monotonic() + 20
+            while len(svc.notifier.sent) < texts:
+                assert time.monotonic() < deadline, svc.notifier.sent
+                await asyncio.sleep(0.1)
+        assert [m["purpose"] for m in svc.notifier.sent] == [
             "light:sign_for:yellow",
             "light:sign_for:red",
-        }
+        ]
     finally:
         await svc.close()
 
@@ -248,12 +252,13 @@ async def test_hotline_scheduler_once_from_the_command_line(
     )
     assert done.returncode == 0, done.stderr
     # the two texts, then the recurring scan (started now, on the system clock) finds the
-    # order's contact and handling limits long past too: four more lights, four more texts
-    assert '"done": 6' in done.stdout and '"rescheduled": 1' in done.stdout, done.stdout
+    # order's contact and handling limits long past too: four more lights, of which only the
+    # red ones are texted (a yellow light past its deadline says nothing the red one does not)
+    assert '"done": 4' in done.stdout and '"rescheduled": 1' in done.stdout, done.stdout
     async with desk_service.pool.acquire() as conn:
         results = [
             r["notify_result"]
             for r in await conn.fetch("SELECT notify_result FROM supervision_lights")
         ]
     # no Twilio account in the test environment: recorded as such, not lost, not retried
-    assert results == ["not_configured"] * 6
+    assert sorted(results) == ["not_configured"] * 4 + ["superseded_by_red"] * 2

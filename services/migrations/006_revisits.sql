@@ -4,8 +4,10 @@ CREATE TABLE revisits (
     id                bigserial PRIMARY KEY,
     work_order_id     bigint NOT NULL REFERENCES work_orders (id),
     round             integer NOT NULL,
-    channel           text NOT NULL CHECK (channel IN ('voice', 'sms', 'none')),
+    -- how the citizen is asked first: called, texted, or a WeChat message (SMS as fallback)
+    channel           text NOT NULL CHECK (channel IN ('voice', 'sms', 'wechat', 'none')),
     phone             text,
+    openid            text,
     status            text NOT NULL DEFAULT 'scheduled'
                       CHECK (status IN ('scheduled', 'calling', 'awaiting_reply', 'done')),
     call_attempts     integer NOT NULL DEFAULT 0,
@@ -21,6 +23,7 @@ CREATE TABLE revisits (
     UNIQUE (work_order_id, round)
 );
 CREATE INDEX revisits_awaiting_phone ON revisits (phone) WHERE status = 'awaiting_reply';
+CREATE INDEX revisits_awaiting_openid ON revisits (openid) WHERE status = 'awaiting_reply';
 
 -- Every call or text of a revisit and what became of it (busy, no-answer, machine, ...).
 CREATE TABLE revisit_attempts (

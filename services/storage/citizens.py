@@ -56,3 +56,12 @@ async def attach_phone(conn: asyncpg.Connection, citizen_id: int, phone: str) ->
 
 async def phone_of(conn: asyncpg.Connection, citizen_id: int) -> str | None:
     return await conn.fetchval("SELECT phone FROM citizens WHERE id = $1", citizen_id)
+
+
+async def wechat_openid(conn: asyncpg.Connection, citizen_id: int) -> str | None:
+    """The citizen's WeChat follower id (OpenID), when the citizen has one."""
+    return await conn.fetchval(
+        """SELECT external_id FROM citizen_identities WHERE citizen_id = $1 AND channel = 'wechat'
+           ORDER BY created_at DESC LIMIT 1""",
+        citizen_id,
+    )

@@ -52,13 +52,19 @@ SCAN_SQL = f"""
 WITH crossed AS (
     {_crossings()}
 ), raised AS (
-    INSERT INTO supervision_lights (work_order_id, point, color, cycle, unit_code, due_at, raised_at)
-    SELECT id, point, color, clock_seq, unit, due, $2 FROM crossed
+    -- a yellow light whose deadline has passed too (a scan after downtime) is recorded but
+    -- not texted: the red one says it all
+    INSERT INTO supervision_lights (work_order_id, point, color, cycle, unit_code, due_at,
+                                    raised_at, notify_result)
+    SELECT id, point, color, clock_seq, unit, due, $3,
+           CASE WHEN color = 'yellow' AND due <= $3 THEN 'superseded_by_red' END
+    FROM crossed
     ON CONFLICT DO NOTHING
-    RETURNING id
+    RETURNING id, notify_result
 ), queued AS (
     INSERT INTO scheduler_jobs (kind, dedupe_key, payload, run_at)
-    SELECT 'notify_light', 'light:' || id, jsonb_build_object('light_id', id), $2 FROM raised
+    SELECT 'notify_light', 'light:' || id, jsonb_build_object('light_id', id), $3 FROM raised
+    WHERE notify_result IS NULL
     ON CONFLICT DO NOTHING
     RETURNING id
 ), moved AS (
@@ -72,10 +78,11 @@ SELECT (SELECT count(*) FROM crossed) AS crossed, (SELECT count(*) FROM raised) 
 
 
 async def scan_window(
-    conn: asyncpg.Connection, after: datetime, until: datetime
+    conn: asyncpg.Connection, after: datetime, until: datetime, now: datetime
 ) -> tuple[int, int]:
-    """Raise the lights of thresholds in (after, until]; returns (crossings, lights raised)."""
-    row = await conn.fetchrow(SCAN_SQL, after, until)
+    """Raise the lights of thresholds in (after, until] (a slice of a scan at `now`);
+    returns (crossings, lights raised)."""
+    row = await conn.fetchrow(SCAN_SQL, after, until, now)
     return row["crossed"], row["lights"]
 
 

@@ -6,7 +6,7 @@ from datetime import datetime
 
 import asyncpg
 
-_COLUMNS = """id, work_order_id, round, channel, phone, status, call_attempts, max_call_attempts,
+_COLUMNS = """id, work_order_id, round, channel, phone, openid, status, call_attempts, max_call_attempts,
     call_sid, sms_sent, rating, outcome, comment, created_at, updated_at, finished_at"""
 
 
@@ -17,18 +17,20 @@ async def create(
     phone: str | None,
     max_call_attempts: int,
     at: datetime,
+    openid: str | None = None,
 ) -> asyncpg.Record:
     return await conn.fetchrow(
         f"""INSERT INTO revisits (work_order_id, round, channel, phone, max_call_attempts,
-               created_at, updated_at)
+               created_at, updated_at, openid)
             VALUES ($1, (SELECT count(*) + 1 FROM revisits WHERE work_order_id = $1), $2, $3, $4,
-                    $5, $5)
+                    $5, $5, $6)
             RETURNING {_COLUMNS}""",
         order_id,
         channel,
         phone,
         max_call_attempts,
         at,
+        openid,
     )
 
 
@@ -48,12 +50,15 @@ async def of_order(conn: asyncpg.Connection, order_id: int) -> list[asyncpg.Reco
     )
 
 
-async def awaiting_reply(conn: asyncpg.Connection, phone: str) -> asyncpg.Record | None:
-    """The newest revisit waiting for this number's SMS answer, locked."""
+async def awaiting_reply(
+    conn: asyncpg.Connection, *, phone: str | None = None, openid: str | None = None
+) -> asyncpg.Record | None:
+    """The newest revisit waiting for this number's (or WeChat follower's) answer, locked."""
+    column, value = ("openid", openid) if openid is not None else ("phone", phone)
     return await conn.fetchrow(
-        f"""SELECT {_COLUMNS} FROM revisits WHERE phone = $1 AND status = 'awaiting_reply'
+        f"""SELECT {_COLUMNS} FROM revisits WHERE {column} = $1 AND status = 'awaiting_reply'
             ORDER BY updated_at DESC, id DESC LIMIT 1 FOR UPDATE""",
-        phone,
+        value,
     )
 
 

@@ -16,8 +16,16 @@ from services.clock import CHINA_TZ, FixedClock
 from services.config import Settings
 from services.notify import Notifier
 from services.scheduler import Scheduler
+from services.storage import citizens
 from services.storage import revisits as revisit_store
-from tests.channels.conftest import ACCOUNT_SID, AUTH_TOKEN, CENTRE_NUMBER, PUBLIC_URL
+from services.wechat_api import WeChatApi
+from tests.channels.conftest import (
+    ACCOUNT_SID,
+    AUTH_TOKEN,
+    CENTRE_NUMBER,
+    PUBLIC_URL,
+    WECHAT_TOKEN,
+)
 from tests.desk_support import (
     DeskService,
     event_kinds,
@@ -29,7 +37,8 @@ from tests.desk_support import (
     start_desk_service,
 )
 from tests.fakes.twilio_api import FakeTwilio
-from tests.fakes.webhooks import Texter, TwilioWebhooks
+from tests.fakes.webhooks import Follower, Texter, TwilioWebhooks
+from tests.fakes.wechat_api import FakeWeChat
 
 PHONE = "13859901234"
 E164 = "+8613859901234"
@@ -52,12 +61,20 @@ class Rig:
     async def run_jobs(self) -> None:
         await self.scheduler.run_once()
 
-    async def resolved_order(self, when: datetime, channel: str = "voice") -> str:
+    async def resolved_order(
+        self, when: datetime, channel: str = "voice", openid: str | None = None
+    ) -> str:
         self.clock.current = when
         order, _ = await file_order(self.svc, when, phone=PHONE)
         async with self.svc.pool.acquire() as conn:
+            citizen = order["citizen_id"]
+            if openid:  # the order came from this WeChat follower
+                citizen = await citizens.for_identity(conn, "wechat", openid)
             await conn.execute(
-                "UPDATE work_orders SET channel = $2 WHERE id = $1", order["id"], channel
+                "UPDATE work_orders SET channel = $2, citizen_id = $3 WHERE id = $1",
+                order["id"],
+                channel,
+                citizen,
             )
         await self.handle(order["request_number"])
         return order["request_number"]
@@ -108,12 +125,14 @@ async def rig(
 ) -> AsyncIterator[Rig]:
     svc = await start_desk_service(channel_settings, clock)
     svc.ctx.notify = Notifier(channel_settings, svc.pool, clock)
+    svc.ctx.wechat = WeChatApi(channel_settings, svc.pool, clock)
     await make_user(svc, "h-works", "unit_handler", UNIT)
     service = revisits.for_context(svc.ctx)
     scheduler = Scheduler(svc.pool, clock, service.handlers(), lease_seconds=60)
     hooks = TwilioWebhooks(svc.url, PUBLIC_URL, ACCOUNT_SID, AUTH_TOKEN)
     yield Rig(svc, clock, fake_twilio, hooks, service, scheduler)
     await svc.ctx.notify.aclose()
+    await svc.ctx.wechat.aclose()
     await svc.close()
 
 
@@ -130,6 +149,7 @@ async def test_resolve_at_night_waits_then_digit_3_reopens_with_the_fifth_light(
     call = rig.twilio.calls[0]
     assert call["to"] == E164
     assert call["status_callback"].endswith("/status")
+    assert call["machine_detection"] == "Enable"
 
     greeting = await rig.answer(call, AnsweredBy="human")
     assert greeting.gather is not None and greeting.gather["numDigits"] == "1"
@@ -222,6 +242,10 @@ async def test_busy_machine_no_answer_then_sms_fallback_then_reply(rig: Rig):
         results = [a["result"] for a in await revisit_store.attempts(conn, revisit["id"])]
     assert results == ["busy", "machine", "no-answer", "sent"]
 
+    rig.clock.current = at(2026, 11, 24, 9, 0)  # the watchdog of the third call finds it over
+    await rig.run_jobs()
+    assert (await rig.revisit_of(number))["status"] == "awaiting_reply"
+
     reply = await Texter(rig.hooks, E164, CENTRE_NUMBER).send("2")
     assert "感谢" in reply.messages[0]
     order = await order_row(rig.svc, number)
@@ -251,3 +275,56 @@ def test_sms_answers_are_read_with_a_comment():
     assert revisits.read_sms_answer("基本满意") == ("basically_satisfied", None)
     assert revisits.read_sms_answer("12345热线你好") is None
     assert revisits.read_sms_answer("4") is None
+
+
+async def test_wechat_citizens_get_a_wechat_message_and_answer_there(
+    rig: Rig, fake_wechat: FakeWeChat
+):
+    openid = "o" + "revisit" * 3 + "abcdef"
+    number = await rig.resolved_order(at(2026, 11, 23, 10, 0), channel="wechat", openid=openid)
+    await rig.run_jobs()
+    assert rig.twilio.calls == [] and rig.twilio.messages == []
+    asked = fake_wechat.texts_to(openid)
+    assert len(asked) == 1 and number in asked[0] and "3 不满意" in asked[0]
+    fan = Follower(rig.svc.url, WECHAT_TOKEN, rig.clock, openid=openid)
+    reply = await fan.send_text("3，路灯还是不亮")
+    assert "转交承办单位" in reply.messages[0]
+    order = await order_row(rig.svc, number)
+    assert order["status"] == "signed"
+    assert ("dissatisfied", "yellow", 0) in await lights_of(rig.svc, order["id"])
+    assert (await rig.revisit_of(number))["comment"] == "路灯还是不亮"
+
+
+async def test_the_service_scheduler_runs_the_revisit_jobs(hotline):
+    handlers = hotline.ctx.desk.scheduler(hotline.ctx.settings).handlers
+    assert {"revisit_attempt", "revisit_expire", "light_scan"} <= set(handlers)
+
+
+def test_revisit_settings_from_the_environment():
+    settings = Settings.from_env(
+        {"HOTLINE_REVISIT_HOURS": "9-20", "HOTLINE_REVISIT_MAX_CALLS": "2"}
+    )
+    assert (settings.revisit_hours, settings.revisit_max_calls) == ((9, 20), 2)
+    assert Settings.from_env({}).revisit_hours == (8, 21)
+    for env in ({"HOTLINE_REVISIT_HOURS": "21-8"}, {"HOTLINE_REVISIT_MAX_CALLS": "-1"}):
+        with pytest.raises(ValueError, match="HOTLINE_REVISIT"):
+            Settings.from_env(env)
+    assert revisits.next_allowed(at(2026, 11, 23, 22, 0), (8, 21)) == at(2026, 11, 24, 8, 0)
+    assert revisits.next_allowed(at(2026, 11, 24, 7, 0), (8, 21)) == at(2026, 11, 24, 8, 0)
+    assert revisits.next_allowed(at(2026, 11, 24, 12, 0), (8, 21)) == at(2026, 11, 24, 12, 0)
+
+
+async def test_a_call_whose_status_never_comes_is_retried(rig: Rig):
+    number = await rig.resolved_order(at(2026, 11, 23, 10, 0))
+    await rig.run_jobs()
+    assert len(rig.twilio.calls) == 1
+    rig.clock.current = at(2026, 11, 23, 11, 0)  # no callback within the hour
+    await rig.run_jobs()
+    revisit = await rig.revisit_of(number)
+    assert (revisit["status"], revisit["call_attempts"]) == ("scheduled", 1)
+    rig.clock.current = at(2026, 11, 23, 11, 30)
+    await rig.run_jobs()
+    assert len(rig.twilio.calls) == 2
+    late = await rig.call_status(rig.twilio.calls[0], "no-answer")
+    assert late.status == 204  # the first call's late status does not count twice
+    assert (await rig.revisit_of(number))["status"] == "calling"

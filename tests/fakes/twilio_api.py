@@ -143,6 +143,8 @@ class FakeTwilio:
                 "url": form.get("Url"),
                 "twiml": form.get("Twiml"),
                 "status_callback": form.get("StatusCallback"),
+                # not in Twilio's resource; kept so tests can see what was asked for
+                "machine_detection": form.get("MachineDetection"),
                 "start_time": None,
                 "end_time": None,
                 "duration": None,
