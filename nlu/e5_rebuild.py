@@ -110,7 +110,13 @@ def rebuild_e5_model(target_dir: Path, source: Path | None = None) -> Path:
     _remove_leftovers(target_dir)
     tmp = Path(tempfile.mkdtemp(prefix=f".{target_dir.name}.build-", dir=target_dir.parent))
     try:
-        _write_folder(_read_packed(source), expected_marker(source), source, tmp)
+        try:
+            packed = _read_packed(source)
+            _write_folder(packed, expected_marker(source), source, tmp)
+        except (struct.error, ValueError, KeyError, UnicodeDecodeError) as exc:
+            raise RebuildError(
+                f"{source} is truncated or not in the expected layout: {exc}"
+            ) from exc
         _make_readable(tmp)
         _swap_into_place(tmp, target_dir, source)
     finally:

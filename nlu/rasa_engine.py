@@ -53,23 +53,21 @@ class RasaParse:
 class RasaClient:
     """`/model/parse` of one Rasa server, over a small keep-alive connection pool."""
 
-    def __init__(self, url: str, *, timeout: float = 10.0, token: str | None = None) -> None:
+    def __init__(self, url: str, *, timeout: float = 10.0) -> None:
         self.url = url.rstrip("/")
-        self._token = token
         self._pool = urllib3.PoolManager(
             num_pools=1,
-            maxsize=4,
+            maxsize=8,
             # one retry of the connection only: a parse is not repeated after it was sent
             retries=urllib3.Retry(total=1, connect=1, read=0, redirect=0, status=0),
             timeout=urllib3.Timeout(connect=2.0, read=timeout),
         )
 
     def _request(self, method: str, path: str, body: dict | None = None) -> Any:
-        url = self.url + path + (f"?token={self._token}" if self._token else "")
         try:
             response = self._pool.request(
                 method,
-                url,
+                self.url + path,
                 body=json.dumps(body, ensure_ascii=False).encode() if body is not None else None,
                 headers={"Content-Type": "application/json"} if body is not None else None,
             )
@@ -109,11 +107,10 @@ class RasaEngine:
         *,
         unit_threshold: float = DEFAULT_UNIT_THRESHOLD,
         timeout: float = 10.0,
-        token: str | None = None,
         gazetteer: Gazetteer | None = None,
     ) -> None:
-        self.intents = RasaClient(intent_url, timeout=timeout, token=token)
-        self.routing = RasaClient(routing_url, timeout=timeout, token=token)
+        self.intents = RasaClient(intent_url, timeout=timeout)
+        self.routing = RasaClient(routing_url, timeout=timeout)
         self.unit_threshold = unit_threshold
         self.extractor = EntityExtractor(gazetteer or Gazetteer.load())
         # the two servers are asked at the same time
@@ -121,6 +118,7 @@ class RasaEngine:
 
     @classmethod
     def from_settings(cls, settings: Any) -> RasaEngine:
+        """From services.config.Settings (not imported: nlu does not depend on services)."""
         threshold = getattr(settings, "unit_confidence_threshold", None)
         return cls(
             settings.rasa_url,

@@ -69,7 +69,14 @@ def read_trained(out: Path) -> TrainedModels | None:
     """The models `train` left in `out`, when all of them are there."""
     try:
         meta = json.loads((models_dir(out) / MODELS_META).read_text(encoding="utf-8"))
-        trained = TrainedModels(**{**meta, "directory": Path(meta["directory"])})
+        # the folder may have moved since (a copied cache): paths are taken from where it is
+        trained = TrainedModels(
+            **{
+                **meta,
+                "directory": out,
+                "models": {p: str(models_dir(out) / f"{p}.tar.gz") for p in PROJECTS},
+            }
+        )
     except (OSError, ValueError, TypeError, KeyError):
         return None
     if all(trained.model(p).is_file() for p in PROJECTS):

@@ -33,8 +33,8 @@ async def _visible_id(conn, number: str, user: StaffUser) -> tuple[int, bool]:  
     """(order id, leads) for an order the user's unit leads or assists; 404 otherwise."""
     order_id = await work_orders.id_by_number(conn, number)
     if order_id is not None:
-        lead = await conn.fetchval("SELECT lead_unit FROM work_orders WHERE id = $1", order_id)
-        if lead == user.unit:
+        order = await work_orders.by_id(conn, order_id)
+        if order["lead_unit"] == user.unit:
             return order_id, True
         if await assists.assists(conn, order_id, user.unit):
             return order_id, False

@@ -153,21 +153,20 @@ async def conn(service: Running) -> AsyncIterator[asyncpg.Connection]:
         yield connection
 
 
+# Figures the Rasa tests measured (tests/test_rasa_engine.py), printed in the summary.
+RASA_FIGURES = pytest.StashKey[dict]()
+
+
 def pytest_terminal_summary(terminalreporter) -> None:
     """Skipped Rasa tests are said loudly at the end: they skip only when Rasa cannot be
     installed on this machine, which CI must not hide."""
     skipped = [r for r in terminalreporter.stats.get("skipped", []) if "rasa" in r.keywords]
     if skipped:
         reason = skipped[0].longrepr[2] if isinstance(skipped[0].longrepr, tuple) else ""
-        terminalreporter.write_sep("!", f"{len(skipped)} RASA TESTS SKIPPED", yellow=True, bold=True)
+        terminalreporter.write_sep(
+            "!", f"{len(skipped)} RASA TESTS SKIPPED", yellow=True, bold=True
+        )
         terminalreporter.write_line(str(reason), yellow=True, bold=True)
-
-
-@pytest.fixture
-async def desk_service(settings: Settings, clock: FixedClock):
-    """The app with only dispatch wired (no NLU, no knowledge base): tests/desk_support.py."""
-    from tests.desk_support import start_desk_service
-
-    running = await start_desk_service(settings, clock)
-    yield running
-    await running.close()
+    figures = terminalreporter.config.stash.get(RASA_FIGURES, None)
+    if figures:
+        terminalreporter.write_line(f"rasa: {figures}")

