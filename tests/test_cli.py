@@ -25,6 +25,9 @@ def test_serve_starts_and_answers(database_url, tmp_path):
         DATABASE_URL=database_url,
         HOTLINE_DATA_DIR=str(tmp_path),
         HOTLINE_NLU_MODEL_DIR=str(CACHE_DIR / "nlu"),
+        # the session's n-gram model: an embedding model here would retrain the shared cache
+        HOTLINE_EMBEDDINGS="0",
+        HOTLINE_EMBEDDING_MODEL_DIR=str(CACHE_DIR / "e5-small"),
     )
     proc = subprocess.Popen(
         [sys.executable, "-m", "services.cli", "serve", "--host", "127.0.0.1", "--port", str(port)],
@@ -33,7 +36,7 @@ def test_serve_starts_and_answers(database_url, tmp_path):
         stderr=subprocess.STDOUT,
     )
     try:
-        deadline = time.monotonic() + 90
+        deadline = time.monotonic() + 300
         while True:
             try:
                 with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=2) as resp:
