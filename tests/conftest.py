@@ -170,3 +170,13 @@ def pytest_terminal_summary(terminalreporter) -> None:
     figures = terminalreporter.config.stash.get(RASA_FIGURES, None)
     if figures:
         terminalreporter.write_line(f"rasa: {figures}")
+
+
+@pytest.fixture
+async def desk_service(settings: Settings, clock: FixedClock):
+    """The app with only what dispatch, limits and supervision need (tests/desk_support.py)."""
+    from tests.desk_support import start_desk_service
+
+    svc = await start_desk_service(settings, clock)
+    yield svc
+    await svc.close()
