@@ -33,7 +33,7 @@ from knowledgebase.retrieval import (
     document,
 )
 from knowledgebase.store import EntryMeta
-from knowledgebase.vectors import CachedEncoder, Embedder, cached
+from knowledgebase.vectors import CachedEncoder, Embedder, cached, load_shipped
 
 log = logging.getLogger(__name__)
 
@@ -43,6 +43,8 @@ DEMO_PROVIDERS = DATA_DIR / "providers.jsonl"
 # Calibrations fitted on the demo base, per feature set: used for a base that has too few
 # alternative phrasings to calibrate on itself (written by `hotline kb calibrate --default`).
 DEFAULT_CALIBRATIONS = DATA_DIR / "calibration.json"
+# e5 vectors of the demo base's phrasings and entries (written by the same command).
+DEMO_VECTORS = DATA_DIR / "demo_vectors.npz"
 # Below this many changed entries an import keeps the stored calibration.
 RECALIBRATE_SHARE = 0.1
 
@@ -99,6 +101,11 @@ class KnowledgeBase:
         self.pool = pool
         self.threshold = threshold
         self.encoder: CachedEncoder | None = cached(embedder)
+        if self.encoder is not None:
+            # the demo's vectors ship with it: an empty service starts in seconds, not minutes
+            shipped = load_shipped(DEMO_VECTORS, self.encoder.name)
+            if shipped is not None:
+                self.encoder.prime(*shipped)
         self.index = KnowledgeIndex([], None, threshold=threshold)
         self.providers = ProviderDirectory([])
         self._refresh_lock = asyncio.Lock()

@@ -17,10 +17,15 @@ def _engine(name: str):
         return load_builtin(settings)
     if name == "rasa":
         try:
-            from nlu.rasa_engine import RasaEngine
+            from nlu.rasa_engine import RasaEngine, RasaError
         except ImportError as exc:
             raise CliError(f"the Rasa engine is not available: {exc}") from exc
-        return RasaEngine.from_settings(settings)
+        engine = RasaEngine.from_settings(settings)
+        try:
+            engine.check()  # both servers up with a model, before any message is parsed
+        except RasaError as exc:
+            raise CliError(str(exc)) from exc
+        return engine
     raise CliError(f"unknown engine {name!r}")
 
 
