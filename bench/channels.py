@@ -25,12 +25,12 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from aiohttp import web  # noqa: E402
 
 from services.app import build_context, create_app  # noqa: E402
 from services.clock import SystemClock  # noqa: E402
 from services.config import Settings  # noqa: E402
 from services.kb_tools import temporary_database  # noqa: E402
+from tests.fakes.loopback import serve_on_loopback  # noqa: E402
 from tests.fakes.twilio_api import FakeTwilio  # noqa: E402
 from tests.fakes.webhooks import Caller, Follower, Texter, TwilioWebhooks  # noqa: E402
 from tests.fakes.wechat_api import FakeWeChat  # noqa: E402
@@ -109,11 +109,7 @@ async def run(args: argparse.Namespace) -> dict:
             wechat_mode="compat",
         )
         ctx = await build_context(settings)
-        runner = web.AppRunner(create_app(settings, context=ctx))
-        await runner.setup()
-        site = web.TCPSite(runner, "127.0.0.1", 0)
-        await site.start()
-        url = f"http://127.0.0.1:{site._server.sockets[0].getsockname()[1]}"  # noqa: SLF001
+        runner, url = await serve_on_loopback(create_app(settings, context=ctx))
         hooks = TwilioWebhooks(url, PUBLIC, SID, TOKEN)
         crypto = WeChatCrypto(WX_TOKEN, WX_KEY, WX_APP)
         try:

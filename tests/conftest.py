@@ -22,6 +22,7 @@ from services.app import build_context, create_app
 from services.clock import CHINA_TZ, FixedClock
 from services.config import Settings
 from services.context import Context
+from tests.fakes.loopback import serve_on_loopback
 
 CACHE_DIR = Path(os.environ.get("HOTLINE_TEST_CACHE", Path.home() / ".cache" / "hotline-tests"))
 TEMPLATE = "hotline_template"
@@ -130,13 +131,8 @@ async def start_service(
     if embedder is None and settings.use_embeddings:
         embedder = session_embedder()
     ctx = await build_context(settings, clock, nlu=nlu_engine, embedder=embedder)
-    app = create_app(settings, clock, context=ctx)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = site._server.sockets[0].getsockname()[1]  # noqa: SLF001 - aiohttp exposes no port getter
-    return Running(f"http://127.0.0.1:{port}", ctx, runner)
+    runner, url = await serve_on_loopback(create_app(settings, clock, context=ctx))
+    return Running(url, ctx, runner)
 
 
 @pytest.fixture

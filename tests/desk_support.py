@@ -27,6 +27,7 @@ from services.desk import Desk, build_desk
 from services.storage import citizens, work_orders
 from services.storage.work_orders import Actor, NewWorkOrder
 from services.units import load_units, sync_units
+from tests.fakes.loopback import serve_on_loopback
 
 PASSWORD = "correct-horse-12345"
 _session_ids = itertools.count(1)
@@ -76,13 +77,8 @@ async def start_desk_service(
     notifier = RecordingNotifier()
     desk = await build_desk(settings, pool, clock, units, notifier)
     ctx = Context(settings, clock, pool, units, None, None, None, desk=desk)  # type: ignore[arg-type]
-    app = create_app(settings, clock, context=ctx)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = site._server.sockets[0].getsockname()[1]  # noqa: SLF001
-    return DeskService(f"http://127.0.0.1:{port}", ctx, runner, notifier)
+    runner, url = await serve_on_loopback(create_app(settings, clock, context=ctx))
+    return DeskService(url, ctx, runner, notifier)
 
 
 def suggestion(code: str, probability: float = 0.9, confident: bool = True) -> dict[str, Any]:

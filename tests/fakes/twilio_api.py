@@ -16,6 +16,7 @@ from email.utils import format_datetime
 from aiohttp import BasicAuth, web
 
 from services.sms_text import segments
+from tests.fakes.loopback import serve_on_loopback
 
 _E164 = re.compile(r"^\+[1-9]\d{6,14}$")
 
@@ -161,12 +162,7 @@ class FakeTwilio:
         app = web.Application()
         app.router.add_post("/2010-04-01/Accounts/{sid}/Messages.json", self.create_message)
         app.router.add_post("/2010-04-01/Accounts/{sid}/Calls.json", self.create_call)
-        self._runner = web.AppRunner(app)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
-        await site.start()
-        port = site._server.sockets[0].getsockname()[1]  # noqa: SLF001
-        self.url = f"http://127.0.0.1:{port}"
+        self._runner, self.url = await serve_on_loopback(app)
         return self
 
     async def stop(self) -> None:
