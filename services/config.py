@@ -6,6 +6,8 @@ import os
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+from nlu.embeddings import BACKENDS as EMBEDDING_BACKENDS
+
 PACKAGE_DIR = Path(__file__).resolve().parent
 DEFAULT_UNITS_FILE = PACKAGE_DIR / "data" / "units.yaml"
 
@@ -18,6 +20,15 @@ def _env_int(env: dict[str, str], name: str, default: int) -> int:
         return int(raw)
     except ValueError as exc:
         raise ValueError(f"{name} must be an integer, got {raw!r}") from exc
+
+
+def _env_choice(env: dict[str, str], name: str, default: str, choices: tuple[str, ...]) -> str:
+    raw = env.get(name, "").strip()
+    if not raw:
+        return default
+    if raw not in choices:
+        raise ValueError(f"{name} must be one of {', '.join(choices)}, got {raw!r}")
+    return raw
 
 
 def _env_float(env: dict[str, str], name: str, default: float) -> float:
@@ -70,6 +81,9 @@ class Settings:
     load_demo_data: bool = True
     # Sentence embeddings beside n-grams in the NLU (HOTLINE_EMBEDDINGS=0: n-grams only).
     use_embeddings: bool = True
+    # "onnx-int8" (the default: onnxruntime, no torch at run time) or "sentence-transformers"
+    # (float32 on torch); see nlu/embeddings.py.
+    embedding_backend: str = "onnx-int8"
     city_name: str = "石狮市"
     # The optional Rasa engine (nlu/rasa_engine.py): the intent and the routing model servers,
     # the Python 3.10 virtualenv with Rasa (.ci/rasa-setup) and how long a parse may take.
@@ -89,6 +103,9 @@ class Settings:
     twilio_agent_queue: str = "12345-agents"
     twilio_agent_number: str | None = None  # set: <Dial> it instead of <Enqueue>
     twilio_record_calls: bool = True
+    # a call put through to an agent is transcribed live (Twilio <Start><Transcription>) and
+    # each utterance shown in the agent workspace as it is said
+    twilio_live_transcription: bool = True
     # whom a caller is put through to for each emergency number (a trunk may need a prefix)
     emergency_dial: tuple[tuple[str, str], ...] = (("110", "110"), ("119", "119"), ("120", "120"))
     sms_max_chars: int = 300
@@ -184,6 +201,9 @@ class Settings:
             ),
             load_demo_data=env.get("HOTLINE_DEMO_DATA", "1") not in ("0", "false", "no"),
             use_embeddings=env.get("HOTLINE_EMBEDDINGS", "1") not in ("0", "false", "no"),
+            embedding_backend=_env_choice(
+                env, "HOTLINE_EMBEDDING_BACKEND", defaults.embedding_backend, EMBEDDING_BACKENDS
+            ),
             city_name=env.get("HOTLINE_CITY") or defaults.city_name,
             rasa_url=_env_url(env, "HOTLINE_RASA_URL", defaults.rasa_url),
             rasa_routing_url=_env_url(env, "HOTLINE_RASA_ROUTING_URL", defaults.rasa_routing_url),
@@ -232,6 +252,8 @@ def _channel_settings(env: dict[str, str], defaults: Settings) -> dict[str, obje
         "twilio_agent_queue": text("HOTLINE_TWILIO_AGENT_QUEUE") or defaults.twilio_agent_queue,
         "twilio_agent_number": text("HOTLINE_TWILIO_AGENT_NUMBER"),
         "twilio_record_calls": env.get("HOTLINE_TWILIO_RECORD_CALLS", "1")
+        not in ("0", "false", "no"),
+        "twilio_live_transcription": env.get("HOTLINE_TWILIO_LIVE_TRANSCRIPTION", "1")
         not in ("0", "false", "no"),
         "emergency_dial": dial,
         "sms_max_chars": _env_int(env, "HOTLINE_SMS_MAX_CHARS", defaults.sms_max_chars),

@@ -13,7 +13,7 @@ def load_embedder_from_settings(settings: Settings):
         return None
     from nlu.embeddings import load_embedder
 
-    return load_embedder(settings.embedding_dir)
+    return load_embedder(settings.embedding_dir, backend=settings.embedding_backend)
 
 
 def load_builtin(settings: Settings) -> BuiltinEngine:

