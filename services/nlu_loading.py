@@ -17,6 +17,9 @@ def load_embedder_from_settings(settings: Settings):
 
 
 def load_builtin(settings: Settings) -> BuiltinEngine:
+    from nlu.embeddings import default_num_threads, limit_math_threads
+
+    limit_math_threads(default_num_threads())  # with or without embeddings
     engine = load_or_train(settings.nlu_dir, embedder=load_embedder_from_settings(settings))
     if settings.unit_confidence_threshold is not None:
         engine.unit_threshold = settings.unit_confidence_threshold
