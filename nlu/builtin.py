@@ -128,7 +128,9 @@ class BuiltinEngine:
         features = TextFeatures(embedder=embedder)
         embeddings = embedder.encode(texts) if embedder is not None else None
         x_all = features.fit(texts, embeddings)
-        intent_clf = CalibratedLinear.from_sklearn(make_classifier().fit(x_all, [e.intent for e in examples]))
+        intent_clf = CalibratedLinear.from_sklearn(
+            make_classifier().fit(x_all, [e.intent for e in examples])
+        )
 
         unit_rows = [i for i, e in enumerate(examples) if e.unit]
         x_units = x_all[unit_rows]

@@ -33,7 +33,7 @@ from nlu.e5_rebuild import (
     read_marker,
     rebuild_e5_model,
 )
-from nlu.onnx_embedder import OnnxEmbedder
+from nlu.onnx_embedder import OnnxEmbedder, checked_texts
 
 if TYPE_CHECKING:
     from sentence_transformers import SentenceTransformer
@@ -95,12 +95,7 @@ class SentenceTransformerEmbedder:
 
     def encode(self, texts: Sequence[str]) -> np.ndarray:
         """Embed `texts` (each with the query prefix); shape (len(texts), dim), unit rows."""
-        if isinstance(texts, str):
-            raise TypeError("encode() takes a list of texts, not a single string")
-        items = list(texts)
-        for i, text in enumerate(items):
-            if not isinstance(text, str):
-                raise TypeError(f"texts[{i}] is {type(text).__name__}, not str")
+        items = checked_texts(texts)
         if not items:
             return np.zeros((0, self.dim), dtype=np.float32)
         vectors = self.model.encode(

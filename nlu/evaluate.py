@@ -43,7 +43,7 @@ def read_jsonl(path: Path) -> list[LabelledMessage]:
         except json.JSONDecodeError as exc:
             raise EvalDataError(f"{path}:{number}: not JSON ({exc.msg})") from exc
         if not isinstance(row, dict) or not isinstance(row.get("text"), str):
-            raise EvalDataError(f"{path}:{number}: needs a \"text\" string")
+            raise EvalDataError(f'{path}:{number}: needs a "text" string')
         rows.append(LabelledMessage(row["text"], row.get("intent"), row.get("unit")))
     if not rows:
         raise EvalDataError(f"{path}: no messages")
@@ -54,7 +54,9 @@ def _percentile(values: list[float], q: float) -> float:
     return float(np.percentile(values, q)) if values else 0.0
 
 
-def evaluate_engine(engine: Engine, rows: list[LabelledMessage], *, top_confusions: int = 10) -> dict:
+def evaluate_engine(
+    engine: Engine, rows: list[LabelledMessage], *, top_confusions: int = 10
+) -> dict:
     latencies: list[float] = []
     unit_rows = intent_rows = top1 = top3 = intent_hits = abstained = answered_right = 0
     confusions: Counter[tuple[str, str]] = Counter()
@@ -91,7 +93,8 @@ def evaluate_engine(engine: Engine, rows: list[LabelledMessage], *, top_confusio
         "p50_ms": round(_percentile(latencies, 50), 2),
         "p99_ms": round(_percentile(latencies, 99), 2),
         "confused_pairs": [
-            {"expected": gold, "predicted": got, "count": n} for (gold, got), n in confusions.most_common(top_confusions)
+            {"expected": gold, "predicted": got, "count": n}
+            for (gold, got), n in confusions.most_common(top_confusions)
         ],
     }
 
@@ -102,12 +105,16 @@ def read_csv_column_pair(path: Path, text_col: str, label_col: str) -> tuple[lis
             reader = csv.DictReader(fh)
             missing = [c for c in (text_col, label_col) if c not in (reader.fieldnames or [])]
             if missing:
-                raise EvalDataError(f"{path}: no column {', '.join(missing)} (columns: {', '.join(reader.fieldnames or [])})")
+                raise EvalDataError(
+                    f"{path}: no column {', '.join(missing)} (columns: {', '.join(reader.fieldnames or [])})"
+                )
             texts, labels = [], []
             for number, row in enumerate(reader, start=2):
                 text, label = (row.get(text_col) or "").strip(), (row.get(label_col) or "").strip()
                 if not text or not label:
-                    raise EvalDataError(f"{path}:{number}: empty {text_col if not text else label_col}")
+                    raise EvalDataError(
+                        f"{path}:{number}: empty {text_col if not text else label_col}"
+                    )
                 texts.append(text)
                 labels.append(label)
     except (OSError, UnicodeDecodeError, csv.Error) as exc:
@@ -125,7 +132,11 @@ def _scores(gold: list[str], predicted: list[str]) -> dict:
 
 
 def evaluate_csv(
-    train: tuple[list[str], list[str]], test: tuple[list[str], list[str]], *, embedder=None, baseline: bool = True
+    train: tuple[list[str], list[str]],
+    test: tuple[list[str], list[str]],
+    *,
+    embedder=None,
+    baseline: bool = True,
 ) -> dict:
     """Train the engine's classifier (and, for comparison, a word-level TF-IDF + linear SVM as
     in the published baselines) on one labelled split, score both on the other."""
@@ -145,7 +156,9 @@ def evaluate_csv(
         "seconds": 0.0,
     }
     if baseline:
-        vec = TfidfVectorizer(tokenizer=words, lowercase=False, token_pattern=None, sublinear_tf=True)
+        vec = TfidfVectorizer(
+            tokenizer=words, lowercase=False, token_pattern=None, sublinear_tf=True
+        )
         svm = LinearSVC().fit(vec.fit_transform(train[0]), train[1])
         out["baseline_tfidf_svm"] = _scores(test[1], list(svm.predict(vec.transform(test[0]))))
     out["accuracy"] = out["engine"]["accuracy"]

