@@ -29,6 +29,31 @@ _PLACE = re.compile(r"[\u4e00-\u9fa5A-Za-z0-9]{1,8}?(?:" + _PLACE_SUFFIX + r")(?
 _HOUSE_NUMBER = re.compile(
     r"\d+(?:号楼|号|栋|幢|座|单元|室|楼|层)(?:\d+(?:号|栋|幢|单元|室|楼|层))*"
 )
+# Nor with these words, which speech gives without punctuation: "投诉金鹿花园小区".
+_NOT_PLACE_WORDS = (
+    "投诉",
+    "举报",
+    "反映",
+    "反应",
+    "咨询",
+    "请问",
+    "问一下",
+    "问下",
+    "一下",
+    "住在",
+    "位于",
+    "我们",
+    "那边",
+    "这边",
+    "关于",
+    "就是",
+    "还有",
+    "现在",
+    "今天",
+    "昨天",
+    "晚上",
+    "白天",
+)
 # A place name does not start with these: "我家在振狮路" is about 振狮路, not 我家在振狮路.
 _NOT_PLACE_START = set(
     "我你他她它在的了是就到从往去这那有个和跟给把被让说想要门口旁边附近对面楼下楼上家里"
@@ -74,10 +99,12 @@ class EntityExtractor:
         spans: list[tuple[int, int]] = []
         hits = self.gazetteer.find(text)
         spans.extend((h.start, h.end) for h in hits)
+        # Known names (and the city's) anchor a place: "反映一下凤里街道大仑社区" starts at 凤里.
+        anchors = [h.start for h in hits] + [
+            m.start() for m in re.finditer(re.escape(self.gazetteer.city), text)
+        ]
         for m in _PLACE.finditer(text):
-            start = m.start()
-            while start < m.end() and text[start] in _NOT_PLACE_START:
-                start += 1
+            start = _place_start(text, m.start(), m.end(), anchors)
             if m.end() - start >= 2:
                 spans.append((start, m.end()))
         spans.extend((m.start(), m.end()) for m in _HOUSE_NUMBER.finditer(text))
@@ -124,6 +151,25 @@ _LEVEL_RANK = {
     "subdistrict": 4,
     "town": 4,
 }
+
+
+def _place_start(text: str, start: int, end: int, anchors: list[int]) -> int:
+    """Where a place name matched in [start, end) really begins: at the first known name
+    inside it, else after the words and characters that never begin one."""
+    inside = [a for a in anchors if start < a < end]
+    if inside:
+        return min(inside)
+    moved = True
+    while moved and start < end:
+        moved = False
+        for word in _NOT_PLACE_WORDS:
+            if text.startswith(word, start):
+                start += len(word)
+                moved = True
+        while start < end and text[start] in _NOT_PLACE_START:
+            start += 1
+            moved = True
+    return start
 
 
 def _longest_run(spans: list[tuple[int, int]]) -> tuple[int, int] | None:

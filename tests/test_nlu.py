@@ -86,6 +86,21 @@ def test_address_names_the_territorial_unit(nlu_engine):
     assert (cpca.province, cpca.district, cpca.territorial_unit) == ("福建省", "石狮市", "hubin")
 
 
+@pytest.mark.parametrize(
+    ("spoken", "address"),
+    [
+        # speech arrives without punctuation: the verbs before a place are not part of it
+        ("我要投诉湖滨街道振狮路120号工地晚上施工", "湖滨街道振狮路120号"),
+        ("投诉宝盖镇塘后村有人偷倒垃圾", "宝盖镇塘后村"),
+        ("我想反映一下石狮市凤里街道大仑社区路灯坏了", "石狮市凤里街道大仑社区"),
+        ("举报灵秀镇钞坑村那边有个工厂排污水", "灵秀镇钞坑村"),
+        ("我住在蚶江镇锦江村那个路口积水严重", "蚶江镇锦江村"),
+    ],
+)
+def test_address_text_leaves_out_the_words_before_it(nlu_engine, spoken, address):
+    assert nlu_engine.parse(spoken).entities.address.text == address
+
+
 def test_local_matter_routes_to_the_territorial_unit(nlu_engine):
     result = nlu_engine.parse("永宁镇梅林村村委会门口的村道坑坑洼洼，下雨全是积水，村里没人管")
     assert result.units[0].code == "yongning"
