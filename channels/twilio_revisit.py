@@ -41,8 +41,21 @@ def _revisit_id(request: web.Request) -> int:
         raise Rejected(404, "not_found", "no such revisit") from exc
 
 
-def _gather_rating(request: web.Request, revisit_id: int) -> Gather:
-    return Gather(
+def _ask(gather: Gather, question: str, otherwise: str | None = None) -> web.Response:
+    """TwiML that asks `question` within `gather`; when the citizen gives nothing it says
+    `otherwise` (if any) and hangs up."""
+    gather.say(question, **SAY)
+    response = VoiceResponse()
+    response.append(gather)
+    if otherwise:
+        response.say(otherwise, **SAY)
+    response.hangup()
+    return twiml(response)
+
+
+def _ask_rating(revisit_id: int, question: str) -> web.Response:
+    """Ask for 1/2/3, keyed or said; the answer goes to the rating URL."""
+    gather = Gather(
         input="dtmf speech",
         num_digits=1,
         language="zh-CN",
@@ -52,31 +65,45 @@ def _gather_rating(request: web.Request, revisit_id: int) -> Gather:
         action=f"/twilio/revisit/{revisit_id}/rating",
         method="POST",
     )
+    return _ask(gather, question, NO_RATING)
+
+
+def _ask_comment(revisit_id: int) -> web.Response:
+    """Ask the dissatisfied citizen why, by speech; the words go to the comment URL."""
+    gather = Gather(
+        input="speech",
+        language="zh-CN",
+        speech_timeout="auto",
+        timeout=6,
+        action=f"/twilio/revisit/{revisit_id}/comment",
+        method="POST",
+    )
+    return _ask(gather, ASK_COMMENT, THANKS_DISSATISFIED)
+
+
+def _say_and_hang_up(text: str | None = None) -> web.Response:
+    response = VoiceResponse()
+    if text:
+        response.say(text, **SAY)
+    response.hangup()
+    return twiml(response)
 
 
 @twilio_endpoint
 async def voice(request: web.Request, hook: TwilioWebhook) -> web.Response:
     ctx = context_of(request)
     revisit_id = _revisit_id(request)
-    response = VoiceResponse()
     answered_by = hook.get("AnsweredBy") or ""
     async with ctx.pool.acquire() as conn:
         row = await store.get(conn, revisit_id)
         order = await work_orders.by_id(conn, row["work_order_id"]) if row else None
     if row is None or order is None or row["status"] != "calling":
-        response.hangup()
-        return twiml(response)
+        return _say_and_hang_up()
     if answered_by.startswith(("machine", "fax")):
         # no message on a machine: the status callback counts it as unanswered
-        response.hangup()
-        return twiml(response)
+        return _say_and_hang_up()
     number = " ".join("杠" if c == "-" else c for c in order["request_number"])
-    gather = _gather_rating(request, revisit_id)
-    gather.say(ASK.format(number=number), **SAY)
-    response.append(gather)
-    response.say(NO_RATING, **SAY)
-    response.hangup()
-    return twiml(response)
+    return _ask_rating(revisit_id, ASK.format(number=number))
 
 
 @twilio_endpoint
@@ -85,34 +112,14 @@ async def rating(request: web.Request, hook: TwilioWebhook) -> web.Response:
     revisit_id = _revisit_id(request)
     heard = hook.get("Digits") or normalize_speech(hook.get("SpeechResult") or "")
     value = parse_rating(heard) if heard else None
-    response = VoiceResponse()
     if value is None:
-        gather = _gather_rating(request, revisit_id)
-        gather.say(ASK_AGAIN, **SAY)
-        response.append(gather)
-        response.say(NO_RATING, **SAY)
-        response.hangup()
-        return twiml(response)
+        return _ask_rating(revisit_id, ASK_AGAIN)
     service = revisits.for_context(ctx)
     if not await service.rated_by_phone(revisit_id, value, hook.get("CallSid")):
-        response.hangup()
-        return twiml(response)
+        return _say_and_hang_up()
     if value == "dissatisfied":
-        gather = Gather(
-            input="speech",
-            language="zh-CN",
-            speech_timeout="auto",
-            timeout=6,
-            action=f"/twilio/revisit/{revisit_id}/comment",
-            method="POST",
-        )
-        gather.say(ASK_COMMENT, **SAY)
-        response.append(gather)
-        response.say(THANKS_DISSATISFIED, **SAY)
-    else:
-        response.say(THANKS, **SAY)
-    response.hangup()
-    return twiml(response)
+        return _ask_comment(revisit_id)
+    return _say_and_hang_up(THANKS)
 
 
 @twilio_endpoint
@@ -121,10 +128,7 @@ async def comment(request: web.Request, hook: TwilioWebhook) -> web.Response:
     revisit_id = _revisit_id(request)
     said = normalize_speech(hook.get("SpeechResult") or "").strip() or None
     await revisits.for_context(ctx).commented_by_phone(revisit_id, said, hook.get("CallSid"))
-    response = VoiceResponse()
-    response.say(THANKS_DISSATISFIED, **SAY)
-    response.hangup()
-    return twiml(response)
+    return _say_and_hang_up(THANKS_DISSATISFIED)
 
 
 @twilio_endpoint

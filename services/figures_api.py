@@ -30,6 +30,7 @@ MAX_DAYS = 3 * 366
 RATES = {
     "completion_rate": ("completed", "volume"),
     "reply_rate": ("replied", "volume"),
+    "dispatch_on_time_rate": ("dispatch_on_time", "dispatch_counted"),
     "sign_for_on_time_rate": ("sign_for_on_time", "sign_for_counted"),
     "contact_on_time_rate": ("contact_on_time", "contact_counted"),
     "handling_on_time_rate": ("handling_on_time", "handling_counted"),
@@ -43,6 +44,7 @@ CSV_COLUMNS = (
     "completion_rate",
     "replied",
     "reply_rate",
+    "dispatch_on_time_rate",
     "sign_for_on_time_rate",
     "contact_on_time_rate",
     "handling_on_time_rate",

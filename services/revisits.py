@@ -2,15 +2,16 @@
 
     resolved ──schedule()──> scheduled ──call──> calling ──1/2──> done (revisit_satisfied)
                                  ^                  │    ──3 + comment──> done (revisit_dissatisfied,
-                                 │                  │                      fifth light)
+                                 │                  │                      red fifth light)
                                  └── busy, no answer, machine (backoff, allowed hours only)
                  after `revisit_max_calls` calls, or for SMS citizens ──text──> awaiting_reply
                  awaiting_reply ──reply 1/2/3──> done;  no reply in `revisit_reply_hours` ──>
                  done (revisit_no_answer, which is never counted as satisfied)
 
-Phone citizens are called (Twilio, TwiML under /twilio/revisit/{id}/...); everyone else with
-a phone number is texted. A citizen with no number at all cannot be asked: that is recorded
-as no answer at once. Calls and texts go out only within `revisit_hours` (default 8–21).
+Phone citizens are called (Twilio, TwiML under /twilio/revisit/{id}/...); WeChat followers get
+a customer-service message (texted instead when WeChat refuses it); everyone else with a phone
+number (web and SMS citizens: filing asks for one) is texted. A citizen with no number at all
+cannot be asked: that is recorded as no answer at once. Calls and texts go out only within `revisit_hours` (default 8–21).
 Every step is a job of the durable scheduler (services/scheduler.py), so a restart loses
 nothing, and each call and text has an idempotency key, so a retried job never repeats it.
 """
@@ -20,13 +21,13 @@ from __future__ import annotations
 import logging
 import re
 from dataclasses import dataclass
-from datetime import datetime, time, timedelta
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
 import asyncpg
 
 from nlu.rules import rating as parse_rating
-from services.clock import CHINA_TZ, Clock
+from services.clock import Clock, next_allowed
 from services.config import Settings
 from services.notify import InvalidRecipient, Notifier
 from services.scheduler import Handler, Later
@@ -75,14 +76,18 @@ def read_sms_answer(text: str) -> tuple[str, str | None] | None:
     return (rating, None) if rating else None
 
 
-def next_allowed(moment: datetime, hours: tuple[int, int]) -> datetime:
-    """`moment` itself when citizens may be called then, else the start of the next window."""
-    start, end = hours
-    local = moment.astimezone(CHINA_TZ)
-    if start <= local.hour < end:
-        return moment
-    day = local.date() if local.hour < start else local.date() + timedelta(days=1)
-    return datetime.combine(day, time(start), CHINA_TZ)
+async def _plan_attempt(
+    conn: asyncpg.Connection, revisit_id: int, at: datetime, key: str, hours: tuple[int, int]
+) -> None:
+    """Queue the revisit's next call or text for `at`, or the start of the next allowed
+    hours. `key` names the attempt, so planning the same attempt twice queues it once."""
+    await jobs.enqueue(
+        conn,
+        "revisit_attempt",
+        {"revisit_id": revisit_id},
+        next_allowed(at, hours),
+        dedupe_key=f"revisit:{revisit_id}:{key}",
+    )
 
 
 async def schedule(
@@ -107,16 +112,8 @@ async def schedule(
     row = await store.create(
         conn, order_id, channel, phone, settings.revisit_max_calls, at, openid=openid
     )
-    run_at = next_allowed(
-        at + timedelta(minutes=settings.revisit_delay_minutes), settings.revisit_hours
-    )
-    await jobs.enqueue(
-        conn,
-        "revisit_attempt",
-        {"revisit_id": row["id"]},
-        run_at,
-        dedupe_key=f"revisit:{row['id']}:1",
-    )
+    delay = timedelta(minutes=settings.revisit_delay_minutes)
+    await _plan_attempt(conn, row["id"], at + delay, "1", settings.revisit_hours)
     return row["id"]
 
 
@@ -299,16 +296,13 @@ class RevisitService:
             conn, row["id"], number, now, result=result, answered_by=answered_by
         )
         await store.update(conn, row["id"], now, status="scheduled")
+        hours = self.settings.revisit_hours
         if number < row["max_call_attempts"]:
+            # backoff: retry_minutes, then twice that, four times ...
             delay = timedelta(minutes=self.settings.revisit_retry_minutes * 2 ** (number - 1))
-            run_at = next_allowed(now + delay, self.settings.revisit_hours)
-            key = f"revisit:{row['id']}:{number + 1}"
+            await _plan_attempt(conn, row["id"], now + delay, str(number + 1), hours)
         else:
-            run_at = next_allowed(now, self.settings.revisit_hours)
-            key = f"revisit:{row['id']}:sms"
-        await jobs.enqueue(
-            conn, "revisit_attempt", {"revisit_id": row["id"]}, run_at, dedupe_key=key
-        )
+            await _plan_attempt(conn, row["id"], now, "sms", hours)
 
     async def finish(
         self,
@@ -362,6 +356,21 @@ class RevisitService:
             data=data,
         )
 
+    async def _answered(
+        self,
+        conn: asyncpg.Connection,
+        row: asyncpg.Record,
+        outcome: str,
+        comment: str | None,
+        call_sid: str | None,
+        now: datetime,
+    ) -> None:
+        """The citizen gave a verdict on the current call: it ends as answered."""
+        await store.end_attempt(
+            conn, row["id"], row["call_attempts"], now, result="answered", call_sid=call_sid
+        )
+        await self.finish(conn, row, outcome, comment, now)
+
     async def rated_by_phone(self, revisit_id: int, rating: str, call_sid: str | None) -> bool:
         """The citizen keyed or said a rating during the call. Satisfied (or basically)
         finishes the revisit at once; dissatisfied waits for the spoken comment (or the end of
@@ -374,15 +383,7 @@ class RevisitService:
             if rating == "dissatisfied":
                 await store.update(conn, revisit_id, now, rating=rating)
             else:
-                await store.end_attempt(
-                    conn,
-                    revisit_id,
-                    row["call_attempts"],
-                    now,
-                    result="answered",
-                    call_sid=call_sid,
-                )
-                await self.finish(conn, row, rating, None, now)
+                await self._answered(conn, row, rating, None, call_sid, now)
         return True
 
     async def commented_by_phone(
@@ -392,15 +393,7 @@ class RevisitService:
         async with self.pool.acquire() as conn, conn.transaction():
             row = await store.lock(conn, revisit_id)
             if _current_call(row, call_sid) and row["rating"] == "dissatisfied":
-                await store.end_attempt(
-                    conn,
-                    revisit_id,
-                    row["call_attempts"],
-                    now,
-                    result="answered",
-                    call_sid=call_sid,
-                )
-                await self.finish(conn, row, "dissatisfied", comment, now)
+                await self._answered(conn, row, "dissatisfied", comment, call_sid, now)
 
     async def call_ended(
         self, revisit_id: int, call_sid: str, status: str, answered_by: str | None
@@ -416,15 +409,7 @@ class RevisitService:
             if not _current_call(row, call_sid):
                 return False
             if row["rating"] == "dissatisfied":
-                await store.end_attempt(
-                    conn,
-                    revisit_id,
-                    row["call_attempts"],
-                    now,
-                    result="answered",
-                    call_sid=call_sid,
-                )
-                await self.finish(conn, row, "dissatisfied", None, now)
+                await self._answered(conn, row, "dissatisfied", None, call_sid, now)
             else:
                 machine = bool(answered_by and answered_by.startswith(("machine", "fax")))
                 result = "machine" if machine else status

@@ -40,12 +40,7 @@ async def decide(request: web.Request) -> web.Response:
         order = await work_orders.by_id(conn, order_id)
         if order["request_type"] != "suggest":
             raise json_exception(409, "not_a_suggestion", "only a suggestion is adopted or not")
-        decided = await conn.fetchval(
-            """SELECT kind FROM work_order_events WHERE work_order_id = $1 AND kind = ANY($2)
-               LIMIT 1""",
-            order_id,
-            list(DECISIONS),
-        )
+        decided = await work_orders.first_event_kind(conn, order_id, DECISIONS)
         if decided is not None:
             raise json_exception(409, "already_decided", f"the suggestion is already {decided}")
         try:

@@ -8,11 +8,12 @@ Points and when their lights go on:
 | `contact`      | 回复超时 | share of the 2-day contact limit gone    | citizen not contacted in time     |
 | `handling`     | 办理超时 | share of the 5-day handling limit gone   | not resolved in time              |
 | `returned`     | 退回重派 | a returned order is dispatched again     | returned a second time, or disputed (arbitration) |
-| `dissatisfied` | 回访不满意 | the citizen is dissatisfied at a revisit | dissatisfied again after re-handling |
+| `dissatisfied` | 回访不满意 | (none: no warning before a verdict)     | every dissatisfied revisit        |
 | `dispatch`     | (centre) | share of the 1-day dispatch limit gone   | not dispatched within 1 working day |
 
-Each light is raised once per clock (the clocks restart with each dispatch), guaranteed by a
-unique key, and each new light queues one `notify_light` job: an SMS to the unit's contact
+Each light is raised once per clock (the clocks restart with each dispatch; the fifth point's
+"clock" is the n-th dissatisfaction of the order), guaranteed by a unique key, and each new
+light queues one `notify_light` job: an SMS to the unit's contact
 (the supervision desk for the centre's own point). Timed lights come from the set-based scan
 (a recurring `light_scan` job); the event lights are raised with the event that causes them.
 """
@@ -29,7 +30,7 @@ import asyncpg
 
 from services import workdays
 from services import workorder_states as states
-from services.clock import CHINA_TZ, Clock
+from services.clock import CHINA_TZ, Clock, next_allowed
 from services.scheduler import Handler, Later
 from services.storage import jobs, lights, work_orders
 from services.storage.jobs import Job
@@ -102,12 +103,10 @@ def light_message(light: asyncpg.Record) -> str:
             if color == "yellow"
             else "该件再次被退回或存在争议，已转裁定。"
         )
+    elif light["cycle"] <= 1:
+        body = "市民回访不满意，已退回原单位重办，请重新联系诉求人。"
     else:
-        body = (
-            "市民回访不满意，已退回重办，请重新联系诉求人。"
-            if color == "yellow"
-            else "重办后市民仍不满意，请单位负责人督办。"
-        )
+        body = f"重办后市民第{light['cycle']}次回访仍不满意，请单位负责人督办。"
     return head + body + "详情请登录12345工单系统。"
 
 
@@ -170,11 +169,13 @@ class Supervision:
         color: str,
         unit: str | None,
         at: datetime,
+        cycle: int = 0,
     ) -> int | None:
-        """Raise a light of an event point (returned, dissatisfied); once per order and colour."""
+        """Raise a light of an event point (returned, dissatisfied); once per order, colour
+        and cycle."""
         if point not in lights.EVENT_POINTS:
             raise ValueError(f"{point!r} is not an event point")
-        return await lights.raise_light(conn, order_id, point, color, 0, unit, None, at)
+        return await lights.raise_light(conn, order_id, point, color, cycle, unit, None, at)
 
     async def raise_dissatisfied_light(
         self,
@@ -189,11 +190,14 @@ class Supervision:
 
         Call this instead of recording `revisit_dissatisfied` yourself: the event is recorded
         (the resolved order goes back to the same unit, whose contact and handling clocks
-        restart), then the fifth point's light is raised: yellow the first time, red the second
-        time; later dissatisfaction raises nothing new. (If you did record the event, call this
-        once right after it: it starts the clocks.) Returns the colour raised, or None. Raises
-        TransitionError for an order that is neither resolved nor just reopened. With `conn`,
-        runs inside the caller's transaction.
+        restart), then the fifth point's light is raised red at once (issue 7: the citizen's
+        verdict is the deadline; there is nothing to warn of first). Each dissatisfaction is
+        its own light (cycle = the n-th dissatisfaction of the order), so the unit is texted
+        every time the order comes back, and calling this twice for one dissatisfaction raises
+        nothing more. (If you did record the event, call this once right after it: it starts
+        the clocks.) Returns the colour raised, or None. Raises TransitionError for an order
+        that is neither resolved nor just reopened. With `conn`, runs inside the caller's
+        transaction.
         """
         if conn is None:
             async with self.pool.acquire() as own, own.transaction():
@@ -214,20 +218,22 @@ class Supervision:
                 unit=state["lead_unit"],
                 note=comment,
             )
+            cycle = state["dissatisfied_count"] + 1
         elif await work_orders.last_event_kind(conn, order_id) == "revisit_dissatisfied":
-            # recorded by the caller without the clocks: start them now
-            changes = self.clocks.changes_for("revisit_dissatisfied", state, at)
-            await work_orders.set_clocks(conn, order_id, changes)
+            cycle = await work_orders.event_count(conn, order_id, "revisit_dissatisfied")
+            if state["dissatisfied_count"] < cycle:
+                # recorded by the caller without the clocks: start them now (only once, so a
+                # repeated call neither restarts them nor counts the dissatisfaction twice)
+                changes = self.clocks.changes_for("revisit_dissatisfied", state, at)
+                await work_orders.set_clocks(conn, order_id, changes)
         else:
             raise states.TransitionError(
                 f"dissatisfaction needs a resolved order; this one is {state['status']!r}"
             )
-        count = state["dissatisfied_count"] + 1
-        color = "yellow" if count <= 1 else "red"
         raised = await self.raise_event_light(
-            conn, order_id, "dissatisfied", color, state["lead_unit"], at
+            conn, order_id, "dissatisfied", "red", state["lead_unit"], at, cycle=cycle
         )
-        return color if raised is not None else None
+        return "red" if raised is not None else None
 
     # -- jobs -----------------------------------------------------------------------------
 
@@ -265,12 +271,8 @@ class Supervision:
 
     def _quiet_until(self, now: datetime) -> datetime | None:
         """When texting is not allowed now (night), the moment it is allowed again."""
-        start, end = self.notify_hours
-        local = now.astimezone(self.clocks.calendar.tz)
-        if start <= local.hour < end:
-            return None
-        day = local.date() if local.hour < start else local.date() + timedelta(days=1)
-        return datetime.combine(day, time(start), self.clocks.calendar.tz)
+        allowed = next_allowed(now, self.notify_hours, self.clocks.calendar.tz)
+        return allowed if allowed > now else None
 
     async def _send(
         self, to: str | None, body: str, purpose: str, key: str, order_id: int | None = None

@@ -123,6 +123,10 @@ class OrderClocks:
         }
         if deadlines:
             data["deadlines"] = deadlines
+        if kind in states.CYCLE_EVENTS and state["status"] in states.CLOCK_POINTS["dispatch"]:
+            # the centre's own deadline that this dispatch met or missed (public figures)
+            due = state["dispatch_due_at"]
+            data["dispatch_due_at"] = due.isoformat() if due is not None else None
         status = await work_orders.record_event(
             conn, order_id, kind, actor, at, unit=unit, note=note, data=data, lead_unit=lead_unit
         )

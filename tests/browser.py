@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import subprocess
 import tempfile
 from contextlib import asynccontextmanager
 
@@ -27,6 +28,18 @@ def require_chromium() -> None:
         pytest.fail(
             f"Chromium not found at {CHROMIUM}: run `apt-get install -y chromium` (.ci/run does)"
         )
+
+
+def require_cjk_font() -> None:
+    """Without a CJK font Chromium draws Chinese as boxes, and a screenshot shows nothing."""
+    try:
+        families = subprocess.run(
+            ["fc-list", ":lang=zh", "family"], capture_output=True, text=True, check=False
+        ).stdout
+    except FileNotFoundError:
+        families = ""
+    if not families.strip():
+        pytest.fail("no CJK font: run `apt-get install -y fonts-noto-cjk` (.ci/install does)")
 
 
 @asynccontextmanager

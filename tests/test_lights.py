@@ -1,5 +1,6 @@
-"""The five supervision points: each light goes yellow, then red, exactly once; the scan is
-set-based and idempotent; each light texts the unit's contact once, in allowed hours."""
+"""The five supervision points: each timed light and the returned light go yellow, then red,
+exactly once; a dissatisfied revisit lights the fifth point red at once; the scan is set-based
+and idempotent; each light texts the unit's contact once, in allowed hours."""
 
 from __future__ import annotations
 
@@ -139,47 +140,73 @@ async def test_returned_and_redispatched_light_yellow_then_red(desk_service, clo
     assert (await order_row(svc, order["request_number"]))["status"] == "dispatched"
 
 
-async def test_dissatisfied_at_revisit_yellow_then_red(desk_service, clock):
+async def test_dissatisfied_at_revisit_lights_red_at_once_and_each_time(desk_service, clock):
+    """Issue 7: a dissatisfied revisit re-opens the order with a red fifth light (no yellow:
+    the citizen's verdict is not a deadline to warn of); each later dissatisfaction is a new
+    red light, texted to the unit, and only the latest one is lit on the board."""
     svc = desk_service
+    async with svc.pool.acquire() as conn:
+        await conn.execute(
+            "UPDATE units SET contact_phone = '13900000001' WHERE code = 'municipal-works'"
+        )
     now = at(2026, 11, 23, 10)
+    clock.current = now
     order, _ = await file_order(svc, now)
     sup = svc.desk.supervision
     for kind in ("signed", "contacted", "resolved"):
         await record(svc, order, kind, now)
-    assert (
-        await sup.raise_dissatisfied_light(order["id"], comment="路灯还是不亮", at=now) == "yellow"
-    )
+    assert await sup.raise_dissatisfied_light(order["id"], comment="路灯还是不亮", at=now) == "red"
+    assert await lights_of(svc, order["id"]) == [("dissatisfied", "red", 1)]
     row = await order_row(svc, order["request_number"])
     assert row["status"] == "signed"  # back to the same unit
     assert row["lead_unit"] == "municipal-works"
     # the handling clock restarts from the reopening: 5 working days from Monday 10:00
     assert row["handling_due_at"] == at(2026, 11, 30, 10)
+    scheduler = svc.desk.scheduler(svc.ctx.settings)
+    await scheduler.run_once()
+    [first_sms] = svc.notifier.sent
+    assert first_sms["to"] == "13900000001" and first_sms["purpose"] == "light:dissatisfied:red"
+    assert "回访不满意红灯督办" in first_sms["body"] and "退回原单位重办" in first_sms["body"]
+    assert order["request_number"] in first_sms["body"]
+    assert "路灯还是不亮" not in first_sms["body"], "no citizen's words in a text"
+
     await record(svc, order, "resolved", now)
     assert await sup.raise_dissatisfied_light(order["id"], at=now) == "red"
-    await record(svc, order, "resolved", now)
-    assert await sup.raise_dissatisfied_light(order["id"], at=now) is None
+    await scheduler.run_once()
+    assert len(svc.notifier.sent) == 2 and "第2次回访仍不满意" in svc.notifier.sent[1]["body"]
     assert await lights_of(svc, order["id"]) == [
-        ("dissatisfied", "yellow", 0),
-        ("dissatisfied", "red", 0),
+        ("dissatisfied", "red", 1),
+        ("dissatisfied", "red", 2),
     ]
+    async with svc.pool.acquire() as conn:
+        lit = [(r["color"], r["cycle"], r["lit"]) for r in await lights.of_order(conn, order["id"])]
+    assert lit == [("red", 1, False), ("red", 2, True)]
     kinds = await event_kinds(svc, order["id"])
-    assert kinds.count("revisit_dissatisfied") == 3
+    assert kinds.count("revisit_dissatisfied") == 2
     # not for an order that was never resolved
     fresh, _ = await file_order(svc, now)
     with pytest.raises(states.TransitionError):
         await sup.raise_dissatisfied_light(fresh["id"], at=now)
-    # a caller that recorded the event itself: the clocks start when it calls
+    # a caller that recorded the event itself: the clocks start when it calls, once
     for kind in ("signed", "resolved"):
         await record(svc, fresh, kind, now)
     later = at(2026, 11, 24, 9)
     async with svc.pool.acquire() as conn, conn.transaction():
         await work_orders.record_event(conn, fresh["id"], "revisit_dissatisfied", UNIT, later)
-        assert await sup.raise_dissatisfied_light(fresh["id"], conn=conn, at=later) == "yellow"
+        assert await sup.raise_dissatisfied_light(fresh["id"], conn=conn, at=later) == "red"
+    assert await sup.raise_dissatisfied_light(fresh["id"], at=at(2026, 11, 25, 9)) is None
     row = await order_row(svc, fresh["request_number"])
     assert row["handling_due_at"] == at(2026, 12, 1, 9) and row["dissatisfied_count"] == 1
+    assert await lights_of(svc, fresh["id"]) == [("dissatisfied", "red", 1)]
     # the reopened clocks light like any other
-    assert await scan_at(svc, clock, at(2026, 12, 1, 10)) == 8  # contact and handling, twice
-    assert ("handling", "red", 4) in await lights_of(svc, order["id"])
+    # contact and handling, yellow and red, of both orders
+    assert await scan_at(svc, clock, at(2026, 12, 1, 10)) == 8
+    assert ("handling", "red", 3) in await lights_of(svc, order["id"])
+    # no yellow light on the fifth point, ever
+    async with svc.pool.acquire() as conn:
+        assert not await conn.fetchval(
+            "SELECT count(*) FROM supervision_lights WHERE point = 'dissatisfied' AND color = 'yellow'"
+        )
 
 
 async def test_each_light_texts_the_units_contact_once_in_allowed_hours(desk_service, clock):

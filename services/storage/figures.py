@@ -6,6 +6,8 @@ each group (a unit, a channel, a matter type, or a day/week/month):
 - volume: orders filed
 - completed: orders the unit reported resolved at least once (办结)
 - replied: orders whose citizen heard back from the unit (contacted or resolved; 回复)
+- dispatch on time: the centre's own limit, first dispatch by the deadline that ran from
+  arrival (recorded with the dispatch event; for an order still waiting, the order's own)
 - sign_for/contact/handling on time: by the deadlines set at the first dispatch; a step
   counts once it is done or its deadline has passed (`now`)
 - revisits: outcomes of the revisits of these orders; satisfaction is satisfied (incl.
@@ -33,11 +35,12 @@ GROUPS = {
 
 _FIGURES_SQL = """
 WITH orders AS (
-    SELECT o.id, {group} AS key, o.repeat_of
+    SELECT o.id, {group} AS key, o.repeat_of, o.dispatch_due_at
     FROM work_orders o
     WHERE o.created_at >= $1 AND o.created_at < $2
 ), first_cycle AS (
-    SELECT DISTINCT ON (e.work_order_id) e.work_order_id, e.id,
+    SELECT DISTINCT ON (e.work_order_id) e.work_order_id, e.id, e.created_at AS dispatched_at,
+           (e.data->>'dispatch_due_at')::timestamptz AS dispatch_due,
            (e.data->'deadlines'->>'sign_for_due_at')::timestamptz AS sign_due,
            (e.data->'deadlines'->>'contact_due_at')::timestamptz AS contact_due,
            (e.data->'deadlines'->>'handling_due_at')::timestamptz AS handling_due
@@ -45,7 +48,10 @@ WITH orders AS (
     WHERE e.kind IN ('dispatched', 'reassigned', 'arbitrated')
     ORDER BY e.work_order_id, e.id
 ), facts AS (
-    SELECT orders.key, orders.repeat_of, c.sign_due, c.contact_due, c.handling_due, x.*
+    SELECT orders.key, orders.repeat_of, c.dispatched_at,
+           CASE WHEN c.id IS NULL THEN orders.dispatch_due_at ELSE c.dispatch_due END
+               AS dispatch_due,
+           c.sign_due, c.contact_due, c.handling_due, x.*
     FROM orders
     LEFT JOIN first_cycle c ON c.work_order_id = orders.id
     LEFT JOIN LATERAL (
@@ -64,6 +70,9 @@ SELECT key,
        count(*) AS volume,
        count(*) FILTER (WHERE resolved_at IS NOT NULL) AS completed,
        count(*) FILTER (WHERE contacted_at IS NOT NULL OR resolved_at IS NOT NULL) AS replied,
+       count(*) FILTER (WHERE dispatch_due IS NOT NULL
+                          AND (dispatched_at IS NOT NULL OR dispatch_due <= $3)) AS dispatch_counted,
+       count(*) FILTER (WHERE dispatched_at <= dispatch_due) AS dispatch_on_time,
        count(*) FILTER (WHERE signed_at IS NOT NULL OR sign_due <= $3) AS sign_for_counted,
        count(*) FILTER (WHERE signed_at <= sign_due) AS sign_for_on_time,
        count(*) FILTER (WHERE contacted_at IS NOT NULL OR contact_due <= $3) AS contact_counted,

@@ -142,8 +142,8 @@ async def raise_light(
 async def for_notification(conn: asyncpg.Connection, light_id: int) -> asyncpg.Record | None:
     """The light with what its message needs, locked until the notification is recorded."""
     return await conn.fetchrow(
-        """SELECT l.id, l.work_order_id, l.point, l.color, l.unit_code, l.due_at, l.raised_at,
-                  l.notified_at,
+        """SELECT l.id, l.work_order_id, l.point, l.color, l.cycle, l.unit_code, l.due_at,
+                  l.raised_at, l.notified_at,
                   o.request_number, o.content, u.name AS unit_name, u.contact_phone
            FROM supervision_lights l
            JOIN work_orders o ON o.id = l.work_order_id
@@ -166,13 +166,15 @@ async def mark_notified(
 
 
 def _lit_condition() -> str:
-    """A light is lit while its order is open and, for a clock, while that clock still runs."""
+    """A light is lit while its order is open and, for a clock, while that clock still runs;
+    of the fifth point's lights (one per dissatisfaction) only the latest."""
     timed = " OR ".join(
         f"(l.point = '{point}' AND o.status IN ({_quoted(running)}))"
         for point, running in states.CLOCK_POINTS.items()
     )
     return (
-        f"o.status <> '{states.CLOSED}' AND (l.point IN ({_quoted(EVENT_POINTS)}) "
+        f"o.status <> '{states.CLOSED}' AND (l.point = 'returned' "
+        "OR (l.point = 'dissatisfied' AND l.cycle = o.dissatisfied_count) "
         f"OR (l.cycle = o.clock_seq AND ({timed})))"
     )
 

@@ -364,6 +364,26 @@ async def last_cycle_event(conn: asyncpg.Connection, order_id: int) -> str | Non
     )
 
 
+async def first_event_kind(
+    conn: asyncpg.Connection, order_id: int, kinds: tuple[str, ...]
+) -> str | None:
+    """The kind of the order's first event among `kinds`, or None."""
+    return await conn.fetchval(
+        """SELECT kind FROM work_order_events WHERE work_order_id = $1 AND kind = ANY($2)
+           ORDER BY id LIMIT 1""",
+        order_id,
+        list(kinds),
+    )
+
+
+async def event_count(conn: asyncpg.Connection, order_id: int, kind: str) -> int:
+    return await conn.fetchval(
+        "SELECT count(*) FROM work_order_events WHERE work_order_id = $1 AND kind = $2",
+        order_id,
+        kind,
+    )
+
+
 async def last_event_kind(conn: asyncpg.Connection, order_id: int) -> str | None:
     return await conn.fetchval(
         "SELECT kind FROM work_order_events WHERE work_order_id = $1 ORDER BY id DESC LIMIT 1",

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 import aiohttp
 import pytest
@@ -61,11 +61,20 @@ class Rig:
     async def run_jobs(self) -> None:
         await self.scheduler.run_once()
 
+    async def run_at(self, moment: datetime) -> None:
+        """Move the clock to `moment` and run the jobs due then."""
+        self.clock.current = moment
+        await self.run_jobs()
+
     async def resolved_order(
-        self, when: datetime, channel: str = "voice", openid: str | None = None
+        self,
+        when: datetime,
+        channel: str = "voice",
+        openid: str | None = None,
+        phone: str = PHONE,
     ) -> str:
         self.clock.current = when
-        order, _ = await file_order(self.svc, when, phone=PHONE)
+        order, _ = await file_order(self.svc, when, phone=phone)
         async with self.svc.pool.acquire() as conn:
             citizen = order["citizen_id"]
             if openid:  # the order came from this WeChat follower
@@ -95,6 +104,18 @@ class Rig:
         async with self.svc.pool.acquire() as conn:
             return (await revisit_store.of_order(conn, order["id"]))[-1]
 
+    async def progress(self, number: str) -> tuple[str, int, bool]:
+        """(status, calls made, SMS sent) of the order's latest revisit."""
+        revisit = await self.revisit_of(number)
+        return revisit["status"], revisit["call_attempts"], revisit["sms_sent"]
+
+    async def attempts(self, number: str) -> list[tuple[str, str | None, str | None]]:
+        """(channel, result, call SID) of each call or text of the latest revisit."""
+        revisit = await self.revisit_of(number)
+        async with self.svc.pool.acquire() as conn:
+            rows = await revisit_store.attempts(conn, revisit["id"])
+        return [(a["channel"], a["result"], a["call_sid"]) for a in rows]
+
     async def call_params(self, call: dict, **extra: str) -> dict[str, str]:
         return {
             "AccountSid": ACCOUNT_SID,
@@ -120,10 +141,19 @@ class Rig:
 
 
 @pytest.fixture
+def revisit_settings() -> dict[str, object]:
+    """Overrides of the revisit settings; a test parametrizes it to change them."""
+    return {}
+
+
+@pytest.fixture
 async def rig(
-    channel_settings: Settings, clock: FixedClock, fake_twilio: FakeTwilio
+    channel_settings: Settings,
+    clock: FixedClock,
+    fake_twilio: FakeTwilio,
+    revisit_settings: dict[str, object],
 ) -> AsyncIterator[Rig]:
-    svc = await start_desk_service(channel_settings, clock)
+    svc = await start_desk_service(channel_settings.with_overrides(**revisit_settings), clock)
     svc.ctx.notify = Notifier(channel_settings, svc.pool, clock)
     svc.ctx.wechat = WeChatApi(channel_settings, svc.pool, clock)
     await make_user(svc, "h-works", "unit_handler", UNIT)
@@ -140,11 +170,9 @@ async def test_resolve_at_night_waits_then_digit_3_reopens_with_the_fifth_light(
     number = await rig.resolved_order(at(2026, 11, 23, 22, 0))
     await rig.run_jobs()
     assert rig.twilio.calls == [], "no revisit call at 22:00 (quiet hours)"
-    rig.clock.current = at(2026, 11, 24, 7, 59)
-    await rig.run_jobs()
+    await rig.run_at(at(2026, 11, 24, 7, 59))
     assert rig.twilio.calls == []
-    rig.clock.current = at(2026, 11, 24, 8, 0)
-    await rig.run_jobs()
+    await rig.run_at(at(2026, 11, 24, 8, 0))
     assert len(rig.twilio.calls) == 1
     call = rig.twilio.calls[0]
     assert call["to"] == E164
@@ -168,12 +196,13 @@ async def test_resolve_at_night_waits_then_digit_3_reopens_with_the_fifth_light(
             order["id"],
         )
     assert note == "路灯还是不亮，晚上很黑"
-    assert ("dissatisfied", "yellow", 0) in await lights_of(rig.svc, order["id"])
+    # issue 7: digit 3 re-opens the order with a RED fifth light, at once
+    assert await lights_of(rig.svc, order["id"]) == [("dissatisfied", "red", 1)]
     # the late final status of the answered call changes nothing
     assert (await rig.call_status(call, "completed")).status == 204
     assert (await rig.revisit_of(number))["outcome"] == "dissatisfied"
 
-    # handled again, and dissatisfied again (said, not keyed): the fifth light goes red
+    # handled again, and dissatisfied again (said, not keyed): a second red light
     rig.clock.current = at(2026, 11, 24, 15, 0)
     await rig.handle(number, "已联系供电所更换线路")
     await rig.run_jobs()
@@ -183,7 +212,10 @@ async def test_resolve_at_night_waits_then_digit_3_reopens_with_the_fifth_light(
     await rig.call_status(second, "completed")  # hung up without a comment
     order = await order_row(rig.svc, number)
     assert order["status"] == "signed"
-    assert ("dissatisfied", "red", 0) in await lights_of(rig.svc, order["id"])
+    assert await lights_of(rig.svc, order["id"]) == [
+        ("dissatisfied", "red", 1),
+        ("dissatisfied", "red", 2),
+    ]
     assert asked.gather is not None
 
 
@@ -203,6 +235,12 @@ async def test_digit_1_closes_and_bad_signatures_are_refused(rig: Rig):
     assert order["status"] == "closed"
     assert (await event_kinds(rig.svc, order["id"]))[-1] == "revisit_satisfied"
     assert (await rig.revisit_of(number))["outcome"] == "satisfied"
+    assert await lights_of(rig.svc, order["id"]) == []
+    # the call's final status afterwards changes nothing; no second call, no text
+    await rig.call_status(call, "completed")
+    await rig.run_jobs()
+    assert len(rig.twilio.calls) == 1 and rig.twilio.messages == []
+    assert (await order_row(rig.svc, number))["status"] == "closed"
 
 
 async def test_busy_machine_no_answer_then_sms_fallback_then_reply(rig: Rig):
@@ -213,18 +251,15 @@ async def test_busy_machine_no_answer_then_sms_fallback_then_reply(rig: Rig):
     # the retry waits 30 minutes; 20:30 is still allowed
     await rig.run_jobs()
     assert len(rig.twilio.calls) == 1
-    rig.clock.current = at(2026, 11, 23, 20, 30)
-    await rig.run_jobs()
+    await rig.run_at(at(2026, 11, 23, 20, 30))
     second = rig.twilio.calls[1]
     hung_up = await rig.answer(second, AnsweredBy="machine_end_beep")
     assert hung_up.hangup and hung_up.gather is None
     await rig.call_status(second, "completed", AnsweredBy="machine_end_beep")
     # backoff doubles to 60 minutes: 21:30 is quiet, so the third call is at 08:00
-    rig.clock.current = at(2026, 11, 23, 21, 30)
-    await rig.run_jobs()
+    await rig.run_at(at(2026, 11, 23, 21, 30))
     assert len(rig.twilio.calls) == 2
-    rig.clock.current = at(2026, 11, 24, 8, 0)
-    await rig.run_jobs()
+    await rig.run_at(at(2026, 11, 24, 8, 0))
     third = rig.twilio.calls[2]
     await rig.call_status(third, "no-answer")
     await rig.call_status(third, "no-answer")  # a repeated callback is harmless
@@ -232,18 +267,12 @@ async def test_busy_machine_no_answer_then_sms_fallback_then_reply(rig: Rig):
     assert len(rig.twilio.calls) == 3
     texts = rig.twilio.bodies_to(E164)
     assert len(texts) == 1 and number in texts[0] and "1 满意" in texts[0]
-    revisit = await rig.revisit_of(number)
-    assert (revisit["status"], revisit["call_attempts"], revisit["sms_sent"]) == (
-        "awaiting_reply",
-        3,
-        True,
-    )
-    async with rig.svc.pool.acquire() as conn:
-        results = [a["result"] for a in await revisit_store.attempts(conn, revisit["id"])]
+    assert await rig.progress(number) == ("awaiting_reply", 3, True)
+    results = [result for _, result, _ in await rig.attempts(number)]
     assert results == ["busy", "machine", "no-answer", "sent"]
 
-    rig.clock.current = at(2026, 11, 24, 9, 0)  # the watchdog of the third call finds it over
-    await rig.run_jobs()
+    # the watchdog of the third call finds it over
+    await rig.run_at(at(2026, 11, 24, 9, 0))
     assert (await rig.revisit_of(number))["status"] == "awaiting_reply"
 
     reply = await Texter(rig.hooks, E164, CENTRE_NUMBER).send("2")
@@ -253,16 +282,88 @@ async def test_busy_machine_no_answer_then_sms_fallback_then_reply(rig: Rig):
     assert (await rig.revisit_of(number))["outcome"] == "basically_satisfied"
 
 
+async def test_no_answer_three_times_then_an_sms_then_no_reply_is_no_answer(rig: Rig):
+    """Issue 7's third case: three unanswered calls (30 then 60 minutes apart), an SMS, and
+    when the SMS gets no reply either the revisit is `no_answer`, never satisfied."""
+    number = await rig.resolved_order(at(2026, 11, 23, 10, 0))
+    placed = []
+    for moment in (at(2026, 11, 23, 10, 0), at(2026, 11, 23, 10, 30), at(2026, 11, 23, 11, 30)):
+        await rig.run_at(moment - timedelta(minutes=1))
+        assert len(rig.twilio.calls) == len(placed), f"no call before {moment:%H:%M}"
+        await rig.run_at(moment)
+        assert len(rig.twilio.calls) == len(placed) + 1, f"a call at {moment:%H:%M}"
+        placed.append(rig.twilio.calls[-1])
+        assert rig.twilio.bodies_to(E164) == [], "no SMS while calls remain"
+        assert (await rig.call_status(placed[-1], "no-answer")).status == 204
+    await rig.run_jobs()
+    texts = rig.twilio.bodies_to(E164)
+    assert len(texts) == 1 and number in texts[0] and "3 不满意" in texts[0]
+    assert await rig.progress(number) == ("awaiting_reply", 3, True)
+    assert await rig.attempts(number) == [
+        *[("voice", "no-answer", call["sid"]) for call in placed],
+        ("sms", "sent", None),
+    ]
+    # no answer within HOTLINE_REVISIT_REPLY_HOURS (48): recorded as no answer
+    await rig.run_at(at(2026, 11, 23, 11, 30) + timedelta(hours=48))
+    order = await order_row(rig.svc, number)
+    assert order["status"] == "closed"
+    kinds = await event_kinds(rig.svc, order["id"])
+    assert kinds[-1] == "revisit_no_answer" and "revisit_satisfied" not in kinds
+    revisit = await rig.revisit_of(number)
+    assert (revisit["outcome"], revisit["rating"]) == ("no_answer", None)
+    assert len(rig.twilio.calls) == 3 and len(rig.twilio.bodies_to(E164)) == 1
+    # an answer that comes too late is not taken for this revisit
+    assert await rig.revisits.answer_sms(PHONE, "1") is None
+
+
+@pytest.mark.parametrize("revisit_settings", [{"revisit_max_calls": 2, "revisit_hours": (9, 20)}])
+async def test_max_calls_and_revisit_hours_follow_the_settings(rig: Rig):
+    number = await rig.resolved_order(at(2026, 11, 23, 8, 30))
+    await rig.run_jobs()
+    assert rig.twilio.calls == [], "08:30 is before the configured 09:00"
+    await rig.run_at(at(2026, 11, 23, 9, 0))
+    await rig.call_status(rig.twilio.calls[0], "busy")
+    await rig.run_at(at(2026, 11, 23, 9, 30))
+    await rig.call_status(rig.twilio.calls[1], "failed")
+    await rig.run_jobs()
+    assert len(rig.twilio.calls) == 2, "two calls at most"
+    assert len(rig.twilio.bodies_to(E164)) == 1
+    assert (await rig.revisit_of(number))["call_attempts"] == 2
+
+
+@pytest.mark.parametrize(
+    ("answer", "status", "outcome", "event", "comment"),
+    [
+        ("1", "closed", "satisfied", "revisit_satisfied", None),
+        ("2 基本解决了", "closed", "basically_satisfied", "revisit_satisfied", "基本解决了"),
+        ("3 路灯还是不亮", "signed", "dissatisfied", "revisit_dissatisfied", "路灯还是不亮"),
+    ],
+)
+async def test_sms_reply_1_2_3(rig: Rig, answer, status, outcome, event, comment):
+    number = await rig.resolved_order(at(2026, 11, 23, 10, 0), channel="sms")
+    await rig.run_jobs()
+    assert rig.twilio.calls == [], "SMS citizens are texted, not called"
+    [question] = rig.twilio.bodies_to(E164)
+    assert "1 满意，2 基本满意，3 不满意" in question
+    reply = await Texter(rig.hooks, E164, CENTRE_NUMBER).send(answer)
+    assert "感谢" in reply.messages[0]
+    order = await order_row(rig.svc, number)
+    assert order["status"] == status
+    assert (await event_kinds(rig.svc, order["id"]))[-1] == event
+    revisit = await rig.revisit_of(number)
+    assert (revisit["outcome"], revisit["comment"]) == (outcome, comment)
+    expected_lights = [("dissatisfied", "red", 1)] if outcome == "dissatisfied" else []
+    assert await lights_of(rig.svc, order["id"]) == expected_lights
+
+
 async def test_no_reply_to_the_sms_is_no_answer_not_satisfied(rig: Rig):
     number = await rig.resolved_order(at(2026, 11, 23, 10, 0), channel="web")
     await rig.run_jobs()
     assert rig.twilio.calls == [], "web citizens are texted, not called"
     assert len(rig.twilio.bodies_to(E164)) == 1
-    rig.clock.current = at(2026, 11, 25, 9, 59)
-    await rig.run_jobs()
+    await rig.run_at(at(2026, 11, 25, 9, 59))
     assert (await order_row(rig.svc, number))["status"] == "resolved"
-    rig.clock.current = at(2026, 11, 25, 10, 0)
-    await rig.run_jobs()
+    await rig.run_at(at(2026, 11, 25, 10, 0))
     order = await order_row(rig.svc, number)
     assert order["status"] == "closed"
     assert (await event_kinds(rig.svc, order["id"]))[-1] == "revisit_no_answer"
@@ -291,8 +392,39 @@ async def test_wechat_citizens_get_a_wechat_message_and_answer_there(
     assert "转交承办单位" in reply.messages[0]
     order = await order_row(rig.svc, number)
     assert order["status"] == "signed"
-    assert ("dissatisfied", "yellow", 0) in await lights_of(rig.svc, order["id"])
+    assert await lights_of(rig.svc, order["id"]) == [("dissatisfied", "red", 1)]
     assert (await rig.revisit_of(number))["comment"] == "路灯还是不亮"
+
+
+async def test_a_follower_wechat_refuses_to_reach_is_texted_instead(
+    rig: Rig, fake_wechat: FakeWeChat
+):
+    openid = "o" + "silent" * 3 + "abcdef"
+    fake_wechat.silent.add(openid)  # has not written for more than 48 hours
+    number = await rig.resolved_order(at(2026, 11, 23, 10, 0), channel="wechat", openid=openid)
+    await rig.run_jobs()
+    assert fake_wechat.texts_to(openid) == []
+    [question] = rig.twilio.bodies_to(E164)
+    assert number in question
+    reply = await Texter(rig.hooks, E164, CENTRE_NUMBER).send("1")
+    assert "感谢" in reply.messages[0]
+    assert (await order_row(rig.svc, number))["status"] == "closed"
+    assert await rig.attempts(number) == [("wechat", "sent", None)]
+
+
+async def test_a_citizen_without_a_phone_number_is_no_answer_at_once(rig: Rig):
+    number = await rig.resolved_order(at(2026, 11, 23, 10, 0), channel="web", phone="")
+    await rig.run_jobs()
+    assert rig.twilio.calls == [] and rig.twilio.messages == []
+    order = await order_row(rig.svc, number)
+    assert order["status"] == "closed"
+    assert (await event_kinds(rig.svc, order["id"]))[-1] == "revisit_no_answer"
+    revisit = await rig.revisit_of(number)
+    assert (revisit["channel"], revisit["outcome"], revisit["rating"]) == (
+        "none",
+        "no_answer",
+        None,
+    )
 
 
 async def test_the_service_scheduler_runs_the_revisit_jobs(hotline):
@@ -318,12 +450,9 @@ async def test_a_call_whose_status_never_comes_is_retried(rig: Rig):
     number = await rig.resolved_order(at(2026, 11, 23, 10, 0))
     await rig.run_jobs()
     assert len(rig.twilio.calls) == 1
-    rig.clock.current = at(2026, 11, 23, 11, 0)  # no callback within the hour
-    await rig.run_jobs()
-    revisit = await rig.revisit_of(number)
-    assert (revisit["status"], revisit["call_attempts"]) == ("scheduled", 1)
-    rig.clock.current = at(2026, 11, 23, 11, 30)
-    await rig.run_jobs()
+    await rig.run_at(at(2026, 11, 23, 11, 0))  # no callback within the hour
+    assert (await rig.progress(number))[:2] == ("scheduled", 1)
+    await rig.run_at(at(2026, 11, 23, 11, 30))
     assert len(rig.twilio.calls) == 2
     late = await rig.call_status(rig.twilio.calls[0], "no-answer")
     assert late.status == 204  # the first call's late status does not count twice

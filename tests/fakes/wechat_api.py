@@ -19,6 +19,8 @@ class FakeWeChat:
     sent: list[dict] = field(default_factory=list)
     token_fetches: int = 0
     valid_tokens: set[str] = field(default_factory=set)
+    # followers who have not written in 48 hours: WeChat refuses customer-service messages
+    silent: set[str] = field(default_factory=set)
     url: str = ""
     _runner: web.AppRunner | None = None
 
@@ -52,6 +54,8 @@ class FakeWeChat:
             return self._err(44004, "empty content")
         if len(body["text"]["content"].encode("utf-8")) > 2048:
             return self._err(45002, "content size out of limit")
+        if body["touser"] in self.silent:
+            return self._err(45015, "response out of time limit or subscription is canceled")
         self.sent.append(body)
         return self._err(0, "ok")
 
