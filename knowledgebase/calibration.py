@@ -36,7 +36,7 @@ from knowledgebase.retrieval import (
 )
 
 MIN_QUERIES = 40
-DEFAULT_TARGET_FALSE = 0.03
+DEFAULT_TARGET_FALSE = 0.05
 DEFAULT_TARGET_WRONG = 0.03
 # Grids per weight; "dense" (or "lexical" without vectors) is the fixed unit of scale.
 DENSE_GRIDS = {
