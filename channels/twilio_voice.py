@@ -5,6 +5,7 @@ POST /twilio/voice/gather?turn=N     what the caller said (SpeechResult) or keye
 POST /twilio/voice/after-transfer?turn=N   the agent or emergency <Dial>/<Enqueue> ended
 POST /twilio/voice/status            call-status callback
 POST /twilio/voice/recording         recording-status callback
+POST /twilio/voice/transcription     live transcript of a call put through to an agent
 
 Each answer points the next webhook at `?turn=N+1`; the answer to every turn is kept in
 `voice_turns`, so a webhook Twilio retries gets the same TwiML back and is processed once
@@ -15,7 +16,8 @@ The call flow:
 
     greeting ─▶ gather ─speech/keys─▶ conversation ─▶ replies spoken ─▶ gather …
                   │                       ├─ request number: read back digit by digit, twice, and sent by SMS
-                  │                       ├─ 人工 / key 0 / unsure twice (mode waiting_agent) ─▶ agent queue
+                  │                       ├─ 人工 / key 0 / unsure twice (mode waiting_agent) ─▶ agent queue,
+                  │                       │     transcribed live into the agent workspace
                   │                       └─ emergency ─▶ say the number, <Dial> it
                   └─silence─▶ repeat the prompt once ─silence─▶ offer an agent ─silence─▶ goodbye
 """
@@ -23,6 +25,7 @@ The call flow:
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import re
 import weakref
@@ -35,7 +38,8 @@ from twilio.twiml.voice_response import Gather, VoiceResponse
 from channels.speech import normalize_speech
 from channels.twilio_webhooks import Rejected, TwilioWebhook, twilio_endpoint, twiml
 from nlu.emergency import EMERGENCY_LABELS
-from services import phone_numbers, replies
+from services import call_transcript, phone_numbers, replies
+from services.call_transcript import Utterance
 from services.context import CONTEXT, Context
 from services.conversation import Inbound, InvalidMessage, TurnResult
 from services.storage import voice_calls
@@ -306,6 +310,15 @@ class VoiceChannel:
     def to_agent(self, response: VoiceResponse, turn: int) -> str:
         """Put the caller through to the agents: a number to <Dial>, or the queue."""
         action = f"/twilio/voice/after-transfer?turn={turn + 1}"
+        if self.settings.twilio_live_transcription:
+            # both sides, so the workspace shows the conversation as it is spoken
+            response.start().transcription(
+                status_callback_url=self.absolute("/twilio/voice/transcription"),
+                status_callback_method="POST",
+                language_code=SAY["language"],
+                track="both_tracks",
+                partial_results=False,
+            )
         if self.settings.twilio_agent_number:
             options = {}
             if self.settings.twilio_record_calls:
@@ -459,6 +472,50 @@ async def recording_status(request: web.Request, hook: TwilioWebhook) -> web.Res
     return web.Response(status=204)
 
 
+# Twilio's tracks as seen from the caller's leg: what the caller says comes in, what they hear
+# (the agent) goes out.
+_SPEAKER = {"inbound_track": "citizen", "outbound_track": "agent"}
+
+
+def _transcript(raw: str | None) -> str:
+    try:
+        data = json.loads(raw or "")
+    except ValueError as exc:
+        raise Rejected(400, "bad_transcription", "TranscriptionData is not JSON") from exc
+    text = data.get("transcript") if isinstance(data, dict) else None
+    if not isinstance(text, str):
+        raise Rejected(400, "bad_transcription", "TranscriptionData has no transcript")
+    return text
+
+
+@twilio_endpoint
+async def transcription(request: web.Request, hook: TwilioWebhook) -> web.Response:
+    """One event of the live transcription: a final utterance goes into the conversation."""
+    ctx = request.app[CONTEXT]
+    sid = hook.require("CallSid")
+    event = hook.require("TranscriptionEvent")
+    if event == "transcription-error":
+        log.warning(
+            "live transcription of %s failed: %s %s",
+            sid,
+            hook.get("TranscriptionErrorCode"),
+            hook.get("TranscriptionError"),
+        )
+    if event != "transcription-content" or (hook.get("Final") or "true") != "true":
+        return web.Response(status=204)
+    track = hook.require("Track")
+    speaker = _SPEAKER.get(track)
+    if speaker is None:
+        raise Rejected(400, "bad_track", f"unknown track {track!r}")
+    text = normalize_speech(_transcript(hook.get("TranscriptionData"))).strip()
+    if text:
+        key = f"{hook.require('TranscriptionSid')}:{hook.require('SequenceId')}"
+        await call_transcript.record(
+            ctx.pool, ctx.nlu, ctx.clock, Utterance(sid, speaker, text, key)
+        )
+    return web.Response(status=204)
+
+
 def add_routes(app: web.Application) -> None:
     async def channel(app: web.Application) -> AsyncIterator[None]:
         app[VOICE] = VoiceChannel(app[CONTEXT])
@@ -470,3 +527,4 @@ def add_routes(app: web.Application) -> None:
     app.router.add_post("/twilio/voice/after-transfer", transfer_ended)
     app.router.add_post("/twilio/voice/status", call_status)
     app.router.add_post("/twilio/voice/recording", recording_status)
+    app.router.add_post("/twilio/voice/transcription", transcription)

@@ -12,14 +12,16 @@ POST /api/agent/conversations/{id}/close
 GET  /api/agent/conversations/{id}/suggestions       ranked suggestions, reading and draft
 POST /api/agent/conversations/{id}/work-order        file and dispatch a work order
 POST /api/agent/suggestions/feedback   {"conversation_id","source","ref","rank","used"}
-GET  /api/agent/stats                                suggestion acceptance rate per source
+GET  /api/agent/stats?from=&to=                      suggestion acceptance rate, per source
 
 Only staff with the role agent or supervisor get in (services/auth.require_role).
 """
 
 from __future__ import annotations
 
-import json
+import asyncio
+from collections.abc import AsyncIterator
+from datetime import datetime, time, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -28,12 +30,16 @@ from aiohttp import WSMsgType, web
 from nlu.types import REQUEST_TYPES
 from services import agent_suggest
 from services.agent_hub import hub_of, install, message_json, queue_json
-from services.api_common import json_exception, read_json, respond, text_field
-from services.auth import AGENT, SUPERVISOR, authenticate, current_user, require_role
-from services.context import Context, context_of
+from services.api_common import day_param, json_exception, read_json, respond, text_field
+from services.auth import AGENT, SUPERVISOR, StaffUser, authenticate, current_user, require_role
+from services.clock import CHINA_TZ
+from services.context import CONTEXT, Context, context_of
+from services.notify import InvalidRecipient
+from services.pages import HTML, JAVASCRIPT, static_file
 from services.storage import agent_workspace as store
 from services.storage import citizens, messages, work_orders
 from services.storage.work_orders import Actor, NewWorkOrder
+from services.ws_frames import parse_frame, serve_json_frames
 
 STATIC = Path(__file__).resolve().parent / "static"
 ROLES = (AGENT, SUPERVISOR)
@@ -165,9 +171,13 @@ async def _deliver(ctx: Context, convo: Any, text: str, message_id: int) -> dict
     phone = convo["session_key"] if channel == "sms" else convo["phone"]
     if ctx.notify is None or not phone:
         return {"status": "no_phone" if not phone else "not_configured"}
-    result = await ctx.notify.send_sms(
-        phone, text, "agent_reply", idempotency_key=key, conversation_id=convo["id"]
-    )
+    try:
+        result = await ctx.notify.send_sms(
+            phone, text, "agent_reply", idempotency_key=key, conversation_id=convo["id"]
+        )
+    except InvalidRecipient:
+        # a texter known only by a short code or a name: there is no number to write to
+        return {"status": "no_phone"}
     return {"status": result.status, "error": result.error}
 
 
@@ -262,15 +272,25 @@ async def post_feedback(request: web.Request) -> web.Response:
 
 @staff
 async def get_stats(request: web.Request) -> web.Response:
+    """How often agents used what was suggested: of the suggestions they marked used or not,
+    the share used, overall and per source, for the days from..to (China time, inclusive)."""
     ctx = context_of(request)
+    first = day_param(request.query.get("from"), "from")
+    last = day_param(request.query.get("to"), "to")
+    if first and last and first > last:
+        raise json_exception(400, "bad_period", "from is after to")
+    since = datetime.combine(first, time(0), CHINA_TZ) if first else None
+    until = datetime.combine(last + timedelta(days=1), time(0), CHINA_TZ) if last else None
     async with ctx.pool.acquire() as conn:
-        rows = await store.acceptance(conn, None)
+        rows = await store.acceptance(conn, since, until)
     rated = sum(r["shown_rated"] for r in rows)
     used = sum(r["used"] for r in rows)
     for r in rows:
         r["acceptance_rate"] = round(r["used"] / r["shown_rated"], 4)
     return respond(
         {
+            "from": first,
+            "to": last,
             "rated": rated,
             "used": used,
             "acceptance_rate": round(used / rated, 4) if rated else None,
@@ -279,62 +299,92 @@ async def get_stats(request: web.Request) -> web.Response:
     )
 
 
-async def websocket(request: web.Request) -> web.WebSocketResponse:
-    """Browsers cannot set headers on a WebSocket: the bearer token is the first frame."""
-    ws = web.WebSocketResponse(heartbeat=30, max_msg_size=64 * 1024)
-    await ws.prepare(request)
+async def _socket_user(request: web.Request, ws: web.WebSocketResponse) -> StaffUser | None:
+    """Browsers cannot set headers on a WebSocket: the bearer token is the first frame. The
+    socket is closed (4401 no or dead token, 4403 wrong role) and None comes back when the
+    user may not have it."""
     try:
         msg = await ws.receive(timeout=10)
     except TimeoutError:
         await ws.close(code=4401, message=b"no token")
-        return ws
-    token = None
-    if msg.type == WSMsgType.TEXT:
-        try:
-            token = json.loads(msg.data).get("token")
-        except (ValueError, AttributeError):
-            token = None
+        return None
+    body = parse_frame(msg.data) if msg.type == WSMsgType.TEXT else None
+    token = body.get("token") if body else None
     if not isinstance(token, str) or not token:
         await ws.send_json({"error": "unauthorized", "reason": 'send {"token": ...} first'})
         await ws.close(code=4401)
-        return ws
+        return None
     try:
         user = await authenticate(request.clone(headers={"Authorization": f"Bearer {token}"}))
     except web.HTTPException as exc:
         await ws.send_str(exc.text or '{"error": "unauthorized"}')
         await ws.close(code=4401)
-        return ws
+        return None
     if user.role not in ROLES:
         await ws.send_json({"error": "forbidden", "reason": "this needs the role agent"})
         await ws.close(code=4403)
+        return None
+    return user
+
+
+async def websocket(request: web.Request) -> web.WebSocketResponse:
+    """Queue changes for every agent; {"type": "watch", "conversation_id": N} adds the
+    messages of conversation N as they arrive (the one open on the agent's screen)."""
+    ctx = context_of(request)
+    ws = web.WebSocketResponse(heartbeat=30, max_msg_size=64 * 1024)
+    await ws.prepare(request)
+    user = await _socket_user(request, ws)
+    if user is None:
         return ws
     hub = hub_of(request.app)
+
+    async def on_frame(body: dict[str, Any]) -> dict[str, Any]:
+        kind = body.get("type")
+        if kind not in ("watch", "unwatch"):
+            return {"error": "bad_type", "reason": "frames are watch or unwatch"}
+        convo_id = body.get("conversation_id")
+        if not isinstance(convo_id, int) or isinstance(convo_id, bool) or convo_id < 1:
+            return {"error": "bad_conversation_id", "reason": "conversation_id is a number"}
+        if kind == "watch":
+            async with ctx.pool.acquire() as conn:
+                if await store.conversation(conn, convo_id) is None:
+                    return {"error": "not_found", "reason": f"no conversation {convo_id}"}
+        hub.watch(ws, convo_id, kind == "watch")
+        return {"type": "watching" if kind == "watch" else "unwatched", "conversation_id": convo_id}
+
     await hub.add_agent(ws)
     try:
         await ws.send_json({"type": "ready", "user": user.to_dict()})
-        async for _ in ws:
-            pass  # the socket only pushes; agents act through the HTTP API
+        await serve_json_frames(ws, on_frame)
     finally:
         hub.remove_agent(ws)
     return ws
 
 
-async def page(request: web.Request) -> web.FileResponse:
-    return web.FileResponse(
-        STATIC / "agent.html", headers={"Content-Type": "text/html; charset=utf-8"}
-    )
+INDEXER = web.AppKey("order_indexer", agent_suggest.OrderIndexer)
 
 
-async def script(request: web.Request) -> web.FileResponse:
-    return web.FileResponse(
-        STATIC / "agent.js", headers={"Content-Type": "application/javascript; charset=utf-8"}
-    )
+async def _order_indexing(app: web.Application) -> AsyncIterator[None]:
+    """Resolved orders are embedded for the similar-case search in the background."""
+    ctx = app[CONTEXT]
+    encoder = ctx.kb.encoder if ctx.kb is not None else None
+    if encoder is None:  # no sentence model in this process: nothing to search with
+        yield
+        return
+    # the raw model: the knowledge base's text cache is for what citizens ask
+    indexer = agent_suggest.OrderIndexer(ctx.pool, getattr(encoder, "embedder", encoder), ctx.clock)
+    app[INDEXER] = indexer
+    task = asyncio.create_task(indexer.run_forever())
+    yield
+    task.cancel()
+    await asyncio.gather(task, return_exceptions=True)
 
 
 def add_routes(app: web.Application) -> None:
     install(app)
-    app.router.add_get("/agent", page)
-    app.router.add_get("/agent.js", script)
+    app.cleanup_ctx.append(_order_indexing)
+    app.router.add_get("/agent", static_file(STATIC / "agent.html", HTML))
+    app.router.add_get("/agent.js", static_file(STATIC / "agent.js", JAVASCRIPT))
     app.router.add_get("/api/agent/queue", get_queue)
     app.router.add_get("/api/agent/ws", websocket)
     app.router.add_get("/api/agent/conversations/{id}", get_conversation)

@@ -2,9 +2,12 @@
 
 The database triggers of migration 007 NOTIFY `agent_events` in the transaction that changes a
 conversation or writes a message. Each process holds one LISTEN connection (opened when the
-first socket connects) and fans each event out to its own sockets: agents' workspace sockets
-get queue changes and new messages; a citizen's web-chat socket gets what an agent wrote.
-Events are handled one at a time, in the order PostgreSQL delivered them.
+first socket connects) and fans each event out to its own sockets: every agent's workspace
+socket gets queue changes; the messages of a conversation (a chat line, an SMS, a phone
+call's transcript turn, the bot's reading of each) go to the agent sockets watching that
+conversation; a citizen's web-chat socket gets what an agent wrote, and what the bot wrote
+unasked (the revisit question). Events are handled one at a time, in the order PostgreSQL
+delivered them.
 """
 
 from __future__ import annotations
@@ -19,14 +22,11 @@ from aiohttp import web
 
 from services.api_common import jsonable
 from services.storage import agent_workspace as store
+from services.ws_frames import dumps
 
 log = logging.getLogger(__name__)
 
 CHANNEL = "agent_events"
-
-
-def _dumps(value: Any) -> str:
-    return json.dumps(jsonable(value), ensure_ascii=False)
 
 
 def queue_json(row: asyncpg.Record) -> dict[str, Any]:
@@ -57,7 +57,8 @@ def message_json(row: asyncpg.Record) -> dict[str, Any]:
 class AgentHub:
     def __init__(self, pool: asyncpg.Pool) -> None:
         self.pool = pool
-        self.agents: set[web.WebSocketResponse] = set()
+        # each agent socket with the conversations it watches
+        self.agents: dict[web.WebSocketResponse, set[int]] = {}
         self.citizens: dict[str, set[web.WebSocketResponse]] = {}
         self._conn: asyncpg.Connection | None = None
         self._events: asyncio.Queue[str] = asyncio.Queue()
@@ -101,52 +102,70 @@ class AgentHub:
     async def _handle(self, event: dict[str, Any]) -> None:
         convo_id = int(event["conversation_id"])
         kind = event["kind"]
-        if kind == "message" and event.get("author") == "agent":
+        if kind == "message" and event.get("direction") == "out" and self.citizens:
             await self._to_citizen(int(event["message_id"]))
         if not self.agents:
             return
+        watchers = {ws for ws, watched in self.agents.items() if convo_id in watched}
         async with self.pool.acquire() as conn:
             item = await store.queue_item(conn, convo_id)
-            msg = await store.message(conn, int(event["message_id"])) if kind == "message" else None
-        frames: list[dict[str, Any]] = []
+            msg = None
+            if kind == "message" and watchers:
+                msg = await store.message(conn, int(event["message_id"]))
         if item is not None:
-            frames.append({"type": "queue", "item": queue_json(item)})
+            await self._send(set(self.agents), {"type": "queue", "item": queue_json(item)})
         elif kind == "conversation":
-            frames.append({"type": "queue_remove", "conversation_id": convo_id})
+            frame = {"type": "queue_remove", "conversation_id": convo_id}
+            await self._send(set(self.agents), frame)
         if msg is not None:
-            frames.append(
-                {"type": "message", "conversation_id": convo_id, "message": message_json(msg)}
-            )
-        for frame in frames:
-            await self._send(self.agents, frame)
+            frame = {"type": "message", "conversation_id": convo_id, "message": message_json(msg)}
+            await self._send(watchers, frame)
 
     async def _to_citizen(self, message_id: int) -> None:
         async with self.pool.acquire() as conn:
             msg = await store.message(conn, message_id)
         if msg is None or msg["channel"] != "web":
             return
+        # the bot's replies come back as the answer to the citizen's own message; what came
+        # unasked (an agent's words, the revisit question) is pushed
+        if msg["author"] != "agent" and msg["reply_to"] is not None:
+            return
         sockets = self.citizens.get(msg["session_key"], set())
-        await self._send(sockets, {"type": "agent_message", "text": msg["text"], "id": msg["id"]})
+        frame = {"type": "agent_message", "text": msg["text"], "id": msg["id"]}
+        await self._send(sockets, {**frame, "author": msg["author"]})
 
     async def _send(self, sockets: set[web.WebSocketResponse], frame: dict[str, Any]) -> None:
-        text = _dumps(frame)
+        """Send to each open socket; a closed one is forgotten (its handler may not have
+        noticed yet)."""
+        text = dumps(jsonable(frame))
         for ws in list(sockets):
-            if ws.closed:
-                sockets.discard(ws)
-                continue
-            try:
-                await ws.send_str(text)
-            except (ConnectionError, RuntimeError):
-                sockets.discard(ws)
+            if not ws.closed:
+                try:
+                    await ws.send_str(text)
+                    continue
+                except (ConnectionError, RuntimeError):
+                    pass
+            self.remove_agent(ws)
+            self.remove_citizen(ws)
 
     # -- sockets --------------------------------------------------------------------------
 
     async def add_agent(self, ws: web.WebSocketResponse) -> None:
         await self.start()
-        self.agents.add(ws)
+        self.agents.setdefault(ws, set())
+
+    def watch(self, ws: web.WebSocketResponse, conversation_id: int, on: bool = True) -> None:
+        """The socket gets (or stops getting) the conversation's messages as they arrive."""
+        watched = self.agents.get(ws)
+        if watched is None:
+            return
+        if on:
+            watched.add(conversation_id)
+        else:
+            watched.discard(conversation_id)
 
     def remove_agent(self, ws: web.WebSocketResponse) -> None:
-        self.agents.discard(ws)
+        self.agents.pop(ws, None)
 
     async def add_citizen(self, session_key: str, ws: web.WebSocketResponse) -> None:
         await self.start()

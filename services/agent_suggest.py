@@ -1,17 +1,23 @@
 """Suggested replies for an agent, ranked on one scale and each with the reason it is there.
 
 Three sources: knowledge-base answers (the retrieval's confidence), what was done for similar
-resolved work orders (cosine similarity of e5 vectors, searched by pgvector), and reply
-templates (keywords and request type). Also the bot's best reading of the request (type and
-unit with their confidence) and a work-order draft built from the conversation.
+resolved work orders (cosine similarity of e5 vectors, searched by pgvector's HNSW index), and
+reply templates (keywords and request type). Also the bot's best reading of the request (type
+and unit with their confidence) and a work-order draft built from the conversation.
+
+Resolved orders are embedded in the background (`OrderIndexer`, every 30 s in each service
+process, one process at a time under an advisory lock), never on the request path: finding the
+orders not embedded yet is a scan of every resolved order, which at 100,000 orders took longer
+than the whole suggestion may.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from dataclasses import asdict, dataclass
-from datetime import date
+from datetime import date, timedelta
 from typing import Any
 
 import asyncpg
@@ -22,12 +28,18 @@ from nlu.types import REQUEST_TYPE_LABELS, REQUEST_TYPES
 from services.clock import Clock
 from services.storage import agent_workspace as store
 
+log = logging.getLogger(__name__)
+
 # e5 cosine similarities of unrelated Chinese sentences sit around 0.75; rescale so that
 # an unrelated order lands near 0 and a near-duplicate near 1
 _SIM_FLOOR = 0.80
 _SIM_SPAN = 0.17
 MIN_ORDER_SCORE = 0.15
 INDEX_BATCH = 256
+# how soon an order resolved now can be suggested to agents
+INDEX_EVERY = timedelta(seconds=30)
+# pg_try_advisory_lock key: one process embeds at a time, the others skip that round
+INDEX_LOCK = 0x12345_0008
 
 
 @dataclass
@@ -103,6 +115,38 @@ async def index_resolved(
     return len(rows)
 
 
+class OrderIndexer:
+    """Embeds resolved orders in the background of a service process."""
+
+    def __init__(self, pool: asyncpg.Pool, encoder: Any, clock: Clock) -> None:
+        self.pool = pool
+        self.encoder = encoder
+        self.clock = clock
+
+    async def run_once(self) -> int | None:
+        """Embed every order waiting, a batch at a time; None when another process is at it."""
+        async with self.pool.acquire() as conn:
+            if not await conn.fetchval("SELECT pg_try_advisory_lock($1)", INDEX_LOCK):
+                return None
+            try:
+                total = 0
+                while True:
+                    done = await index_resolved(self.pool, self.encoder, self.clock)
+                    total += done
+                    if done < INDEX_BATCH:
+                        return total
+            finally:
+                await conn.execute("SELECT pg_advisory_unlock($1)", INDEX_LOCK)
+
+    async def run_forever(self, every: timedelta = INDEX_EVERY) -> None:
+        while True:
+            try:
+                await self.run_once()
+            except Exception:  # the database restarting, a bad text: the next round retries
+                log.exception("embedding resolved orders failed")
+            await asyncio.sleep(every.total_seconds())
+
+
 def _kb(kb: KnowledgeBase, question: str, day: date) -> list[Suggestion]:
     result = kb.ask(question, day, k=3)
     if not result.candidates:
@@ -168,9 +212,6 @@ async def suggest(
     if question:
         items += await asyncio.to_thread(_kb, kb, question, clock.now().date())
         if kb.encoder is not None:
-            # orders resolved since the last call; a scheduler job would keep this off the
-            # request path in a busy centre
-            await index_resolved(pool, kb.encoder, clock)
             vector = (await asyncio.to_thread(kb.encoder.encode, [question]))[0]
             async with pool.acquire() as conn:
                 similar = await store.similar_orders(conn, np.asarray(vector), 5)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from services import auth
+from tests.agent_support import open_workspace
 from tests.browser import chromium_page
 
 pytestmark = pytest.mark.browser
@@ -29,11 +30,16 @@ async def test_agent_takes_over_suggests_replies_and_dispatches(service, conn):
         await citizen_says(citizen, "转人工")
 
         agent = await citizen.context.new_page()
+        # a unit handler's account does not open the workspace
         await agent.goto(service.url + "/agent")
-        await agent.fill("#login-user", "agent")
+        await agent.fill("#login-user", "handler-ecology")
         await agent.fill("#login-pass", auth.DEMO_PASSWORD)
         await agent.click("#login-btn")
-        await agent.wait_for_selector("body[data-live='1']")
+        await agent.wait_for_function(
+            "() => document.getElementById('login-error').textContent.includes('没有坐席权限')"
+        )
+        assert await agent.locator("#app").is_hidden()
+        await open_workspace(agent, service.url, "agent")
         item = agent.locator("#queue li[data-mode='waiting_agent']")
         await item.first.wait_for(timeout=10000)
         await item.first.click()

@@ -4,6 +4,9 @@ const TYPES = { consult: "咨询", complain: "投诉", seek_help: "求助", sugg
 const REASONS = { asked_for_agent: "要求人工", bot_unsure: "机器人无法理解", emergency: "紧急", angry: "情绪激动" };
 let token = sessionStorage.getItem("agent-token");
 let current = null;
+let currentChannel = null;
+let socket = null;
+let arrived = null; // messages pushed while a conversation's history is being read
 const queue = new Map();
 
 function el(tag, cls, text) {
@@ -70,21 +73,44 @@ function readingText(nlu) {
 }
 
 function addMessage(m) {
-  const who = m.direction === "in" ? "市民" : m.author === "agent" ? "坐席" : "机器人";
+  const citizen = currentChannel === "voice" ? "来电人" : "市民";
+  const who = m.direction === "in" ? citizen : m.author === "agent" ? "坐席" : "机器人";
   const box = el("div", "msg " + m.direction + (m.author === "agent" ? " agent" : ""));
   box.dataset.id = String(m.id);
   box.append(el("b", null, who + "："), el("span", "text", m.text));
   if (m.nlu) box.append(el("div", "reading", readingText(m.nlu)));
   const old = $("history").querySelector('[data-id="' + m.id + '"]');
-  if (old) old.replaceWith(box); else $("history").append(box);
+  if (old) { old.replaceWith(box); return; }
+  // in the order they were written, whichever arrived first: the history or the push
+  const later = [...$("history").children].find((c) => Number(c.dataset.id) > m.id);
+  $("history").insertBefore(box, later || null);
+}
+
+// The socket sends the open conversation's messages (a phone call's transcript turns too) as
+// they arrive; watching starts before the history is read so nothing falls between the two.
+function watch(id) {
+  if (socket && socket.readyState === WebSocket.OPEN) socket.send(JSON.stringify({ type: "watch", conversation_id: id }));
 }
 
 async function open(id) {
+  if (current != null && current !== id && socket && socket.readyState === WebSocket.OPEN) {
+    socket.send(JSON.stringify({ type: "unwatch", conversation_id: current }));
+  }
   current = id;
-  const data = await api("GET", "/api/agent/conversations/" + id);
+  watch(id);
+  arrived = [];
+  let data;
+  try {
+    data = await api("GET", "/api/agent/conversations/" + id);
+  } catch (e) { arrived = null; status(e.message); return; }
+  if (current !== id) return; // another conversation was opened meanwhile
+  currentChannel = data.channel;
   $("convo-title").textContent = "#" + id + "（" + data.channel + "，" + data.mode + "）";
   $("history").replaceChildren();
   data.messages.forEach(addMessage);
+  // pushed while the history was being read: it may or may not be in it
+  arrived.forEach(addMessage);
+  arrived = null;
   await loadSuggestions();
 }
 
@@ -175,18 +201,25 @@ async function dispatchOrder() {
 
 function connect() {
   const ws = new WebSocket(location.origin.replace(/^http/, "ws") + "/api/agent/ws");
+  socket = ws;
   ws.onopen = () => ws.send(JSON.stringify({ token }));
   ws.onmessage = (ev) => {
     const f = JSON.parse(ev.data);
-    if (f.type === "ready") { document.body.dataset.live = "1"; loadQueue(); }
+    if (f.type === "ready") {
+      document.body.dataset.live = "1";
+      loadQueue();
+      if (current != null) open(current); // what came while the socket was down
+    }
+    else if (f.type === "watching") document.body.dataset.watching = String(f.conversation_id);
     else if (f.type === "queue") { queue.set(f.item.conversation_id, f.item); renderQueue(); }
     else if (f.type === "queue_remove") { queue.delete(f.conversation_id); renderQueue(); }
     else if (f.type === "message" && f.conversation_id === current) {
+      if (arrived) arrived.push(f.message);
       addMessage(f.message);
       if (f.message.direction === "in" && f.message.nlu) loadSuggestions();
     }
   };
-  ws.onclose = () => { document.body.dataset.live = ""; setTimeout(connect, 2000); };
+  ws.onclose = () => { document.body.dataset.live = ""; document.body.dataset.watching = ""; setTimeout(connect, 2000); };
 }
 
 async function start() {

@@ -70,21 +70,38 @@ async def set_mode(
 
 
 async def store_agent_message(
-    conn: asyncpg.Connection, conversation_id: int, text: str, at: datetime
+    conn: asyncpg.Connection,
+    conversation_id: int,
+    text: str,
+    at: datetime,
+    client_message_id: str | None = None,
 ) -> int:
     return await conn.fetchval(
-        """INSERT INTO messages (conversation_id, direction, author, text, created_at)
-           VALUES ($1, 'out', 'agent', $2, $3) RETURNING id""",
+        """INSERT INTO messages (conversation_id, direction, author, client_message_id, text,
+               created_at)
+           VALUES ($1, 'out', 'agent', $2, $3, $4) RETURNING id""",
         conversation_id,
+        client_message_id,
         text,
         at,
+    )
+
+
+async def agent_message_by_client_id(
+    conn: asyncpg.Connection, conversation_id: int, client_message_id: str
+) -> int | None:
+    return await conn.fetchval(
+        """SELECT id FROM messages WHERE conversation_id = $1 AND direction = 'out'
+           AND author = 'agent' AND client_message_id = $2""",
+        conversation_id,
+        client_message_id,
     )
 
 
 async def message(conn: asyncpg.Connection, message_id: int) -> asyncpg.Record | None:
     return await conn.fetchrow(
         """SELECT m.id, m.conversation_id, m.direction, m.author, m.text, m.nlu, m.created_at,
-                  c.channel, c.session_key
+                  m.reply_to, c.channel, c.session_key
            FROM messages m JOIN conversations c ON c.id = m.conversation_id WHERE m.id = $1""",
         message_id,
     )
@@ -165,11 +182,16 @@ async def record_feedback(
     )
 
 
-async def acceptance(conn: asyncpg.Connection, since: datetime | None) -> list[dict[str, Any]]:
+async def acceptance(
+    conn: asyncpg.Connection, since: datetime | None, until: datetime | None = None
+) -> list[dict[str, Any]]:
     rows = await conn.fetch(
         """SELECT source, count(*) AS shown_rated, count(*) FILTER (WHERE used) AS used
-           FROM agent_suggestion_feedback WHERE $1::timestamptz IS NULL OR created_at >= $1
+           FROM agent_suggestion_feedback
+           WHERE ($1::timestamptz IS NULL OR created_at >= $1)
+             AND ($2::timestamptz IS NULL OR created_at < $2)
            GROUP BY source ORDER BY source""",
         since,
+        until,
     )
     return [dict(r) for r in rows]

@@ -6,6 +6,7 @@ mode, AES with msg_signature via wechatpy's WeChatCrypto)."""
 from __future__ import annotations
 
 import hashlib
+import json
 import uuid
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
@@ -145,6 +146,7 @@ class Caller:
         self.phone = phone
         self.centre_number = centre_number
         self.call_sid = "CA" + uuid.uuid4().hex
+        self.transcription_sid = "GT" + uuid.uuid4().hex
         self.next_action: str | None = None
         self.last: Reply | None = None
 
@@ -205,6 +207,38 @@ class Caller:
         if duration is not None:
             extra["CallDuration"] = str(duration)
         return await self.hooks.post("/twilio/voice/status", self.params(**extra))
+
+    async def transcript(
+        self,
+        track: str,
+        text: str,
+        seq: int,
+        *,
+        event: str = "transcription-content",
+        transcription_sid: str | None = None,
+        data: str | None = None,
+    ) -> Reply:
+        """A real-time transcription callback (<Start><Transcription>): one final utterance of
+        the caller (inbound_track) or of whom they talk to (outbound_track)."""
+        params = {
+            "AccountSid": self.hooks.account_sid,
+            "CallSid": self.call_sid,
+            "TranscriptionSid": transcription_sid or self.transcription_sid,
+            "TranscriptionEvent": event,
+            "Timestamp": "2026-11-23T02:05:00.000000Z",
+            "SequenceId": str(seq),
+            "LanguageCode": "zh-CN",
+            "ProviderName": "Google",
+        }
+        if event == "transcription-content":
+            params |= {
+                "Track": track,
+                "Final": "true",
+                "TranscriptionData": data
+                if data is not None
+                else json.dumps({"transcript": text, "confidence": 0.93}, ensure_ascii=False),
+            }
+        return await self.hooks.post("/twilio/voice/transcription", params)
 
     async def recording(self, recording_sid: str, duration: int) -> Reply:
         params = {

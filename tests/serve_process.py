@@ -1,0 +1,82 @@
+"""`hotline serve` in a process of its own, as production runs it, for the tests that need a
+real second service process."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from tests.conftest import CACHE_DIR
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def serve_env(database_url: str, data_dir: Path, **extra: str) -> dict[str, str]:
+    return dict(
+        os.environ,
+        DATABASE_URL=database_url,
+        HOTLINE_DATA_DIR=str(data_dir),
+        HOTLINE_NLU_MODEL_DIR=str(CACHE_DIR / "nlu"),
+        # the session's n-gram model: an embedding model here would retrain the shared cache
+        HOTLINE_EMBEDDINGS="0",
+        HOTLINE_EMBEDDING_MODEL_DIR=str(CACHE_DIR / "e5-small"),
+        **extra,
+    )
+
+
+@contextmanager
+def serving(env: dict[str, str], deadline_s: float = 300) -> Iterator[str]:
+    """Run `hotline serve` on a free loopback port until the block ends; yields its URL once
+    /healthz answers. A server that does not come up fails with the end of its output."""
+    port = free_port()
+    # the output goes to a file: a pipe nobody reads would stop a talkative server
+    log_path = Path(env["HOTLINE_DATA_DIR"]) / f"serve-{port}.log"
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    url = f"http://127.0.0.1:{port}"
+    with log_path.open("wb") as log:
+        proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "services.cli",
+                "serve",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(port),
+            ],
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+        try:
+            deadline = time.monotonic() + deadline_s
+            while True:
+                try:
+                    with urllib.request.urlopen(url + "/healthz", timeout=2) as resp:
+                        assert resp.status == 200
+                        break
+                except OSError:
+                    if proc.poll() is not None or time.monotonic() > deadline:
+                        out = log_path.read_bytes().decode(errors="replace")
+                        raise AssertionError(out[-3000:]) from None
+                    time.sleep(0.5)
+            yield url
+        finally:
+            proc.terminate()
+            try:
+                proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(timeout=20)
