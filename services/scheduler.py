@@ -123,7 +123,9 @@ class Scheduler:
     async def _claim(self, limit: int) -> list[Job]:
         now = self.clock.now()
         async with self.pool.acquire() as conn:
-            claimed = await jobs.claim(conn, self.worker_id, now, now + self.lease, limit)
+            claimed = await jobs.claim(
+                conn, self.worker_id, now, now + self.lease, limit, sorted(self.handlers)
+            )
         self._held.update(job.id for job in claimed)
         return claimed
 

@@ -47,13 +47,21 @@ async def enqueue(
 
 
 async def claim(
-    conn: asyncpg.Connection, worker: str, now: datetime, lease_until: datetime, limit: int
+    conn: asyncpg.Connection,
+    worker: str,
+    now: datetime,
+    lease_until: datetime,
+    limit: int,
+    kinds: list[str],
 ) -> list[Job]:
+    """Due jobs of `kinds` (the ones this worker can run: a job another process knows how
+    to run is left for it, not failed here)."""
     rows = await conn.fetch(
         """UPDATE scheduler_jobs j SET locked_by = $1, lease_until = $3, attempts = j.attempts + 1
            FROM (SELECT id FROM scheduler_jobs
                  WHERE done_at IS NULL AND failed_at IS NULL AND run_at <= $2
                    AND (lease_until IS NULL OR lease_until < $2)
+                   AND kind = ANY($5::text[])
                  ORDER BY run_at, id
                  LIMIT $4
                  FOR UPDATE SKIP LOCKED) free
@@ -63,6 +71,7 @@ async def claim(
         now,
         lease_until,
         limit,
+        kinds,
     )
     return [Job(**dict(r)) for r in rows]
 
