@@ -2,6 +2,9 @@
 
 POST /api/chat/messages  {"session_id", "client_message_id", "text"}
     -> {"replies": [...], "request_number": "20261123-0001" | null, ...}
+GET  /api/chat/messages?session_id=...  the session's open conversation, as the widget shows
+    it on load (with what was written while the widget was closed: an agent's words, the
+    revisit question)
 GET  /api/chat/ws        the same messages as JSON frames, both ways
 GET  /widget.js          the embeddable widget: <script src=".../widget.js"></script>
 GET  /                   the demo portal page
@@ -14,12 +17,16 @@ import re
 from pathlib import Path
 from typing import Any
 
-from aiohttp import WSMsgType, web
+from aiohttp import web
 
 from services.agent_hub import hub_of
+from services.api_common import respond
 from services.context import context_of
 from services.conversation import Inbound, InvalidMessage, TurnResult
 from services.http_errors import json_error
+from services.pages import HTML, JAVASCRIPT, static_file
+from services.storage import messages
+from services.ws_frames import serve_json_frames
 
 CHANNEL = "web"
 STATIC = Path(__file__).resolve().parent / "static"
@@ -75,6 +82,7 @@ def result_json(result: TurnResult) -> dict[str, Any]:
 
 
 _INVALID_STATUS = {"too_long": 413}
+HISTORY_MESSAGES = 200
 
 
 async def post_message(request: web.Request) -> web.Response:
@@ -89,50 +97,47 @@ async def post_message(request: web.Request) -> web.Response:
     return web.json_response(result_json(result))
 
 
+async def get_messages(request: web.Request) -> web.Response:
+    ctx = context_of(request)
+    try:
+        session = to_inbound({"session_id": request.query.get("session_id"), "text": ""})
+    except BadRequest as exc:
+        return json_error(400, exc.code, exc.reason)
+    async with ctx.pool.acquire() as conn:
+        rows = await messages.of_open_session(conn, CHANNEL, session.session_key, HISTORY_MESSAGES)
+    return respond({"session_id": session.session_key, "messages": [dict(r) for r in rows]})
+
+
 async def websocket(request: web.Request) -> web.WebSocketResponse:
     ctx = context_of(request)
     ws = web.WebSocketResponse(heartbeat=30, max_msg_size=ctx.settings.max_body_bytes)
     await ws.prepare(request)
     hub = hub_of(request.app)
+
+    async def on_frame(body: dict[str, Any]) -> dict[str, Any] | None:
+        try:
+            if body.get("type") == "subscribe":
+                # what an agent writes to this session is pushed here (services/agent_hub)
+                await hub.add_citizen(to_inbound({**body, "text": ""}).session_key, ws)
+                return None
+            inbound = to_inbound(body)
+            await hub.add_citizen(inbound.session_key, ws)
+            reply = result_json(await ctx.conversation.handle(inbound))
+        except (BadRequest, InvalidMessage) as exc:
+            reply = {"error": exc.code, "reason": exc.reason}
+        reply["client_message_id"] = body.get("client_message_id")
+        return reply
+
     try:
-        async for msg in ws:
-            if msg.type == WSMsgType.TEXT:
-                reply: dict[str, Any]
-                body: dict[str, Any] = {}
-                try:
-                    body = parse_body(msg.data.encode("utf-8"))
-                    if body.get("type") == "subscribe":
-                        # what an agent writes to this session is pushed here (services/agent_hub)
-                        await hub.add_citizen(to_inbound({**body, "text": ""}).session_key, ws)
-                        continue
-                    inbound = to_inbound(body)
-                    await hub.add_citizen(inbound.session_key, ws)
-                    reply = result_json(await ctx.conversation.handle(inbound))
-                except (BadRequest, InvalidMessage) as exc:
-                    reply = {"error": exc.code, "reason": exc.reason}
-                reply["client_message_id"] = body.get("client_message_id")
-                await ws.send_json(reply, dumps=lambda v: json.dumps(v, ensure_ascii=False))
-            elif msg.type == WSMsgType.BINARY:
-                await ws.send_json({"error": "bad_frame", "reason": "send JSON text frames"})
+        await serve_json_frames(ws, on_frame)
     finally:
         hub.remove_citizen(ws)
     return ws
 
 
-async def widget_js(request: web.Request) -> web.FileResponse:
-    return web.FileResponse(
-        STATIC / "widget.js", headers={"Content-Type": "application/javascript; charset=utf-8"}
-    )
-
-
-async def portal(request: web.Request) -> web.FileResponse:
-    return web.FileResponse(
-        STATIC / "portal.html", headers={"Content-Type": "text/html; charset=utf-8"}
-    )
-
-
 def add_routes(app: web.Application) -> None:
     app.router.add_post("/api/chat/messages", post_message)
+    app.router.add_get("/api/chat/messages", get_messages)
     app.router.add_get("/api/chat/ws", websocket)
-    app.router.add_get("/widget.js", widget_js)
-    app.router.add_get("/", portal)
+    app.router.add_get("/widget.js", static_file(STATIC / "widget.js", JAVASCRIPT))
+    app.router.add_get("/", static_file(STATIC / "portal.html", HTML))

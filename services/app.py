@@ -88,7 +88,9 @@ async def build_context(
         desk=desk,
     )
     desk.supervision.notifier = context.notify  # texts to units go out like every other SMS
-    desk.extra_handlers.update(revisits.for_context(context).handlers())
+    revisit = revisits.for_context(context)
+    desk.extra_handlers.update(revisit.handlers())
+    conversation.revisits = revisit  # web citizens answer the revisit in their chat
     return context
 
 

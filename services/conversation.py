@@ -12,6 +12,16 @@ The dialogue is an explicit state machine kept in `conversations.dialogue`:
       ├──consult answered──▶ await_feedback ──是/否──▶ idle
       ├──progress without a number──▶ await_request_number ──▶ idle
       └──人工 / unsure twice──▶ conversation mode waiting_agent (the bot stops answering)
+
+Beside the state, `dialogue["revisits"]` lists the revisits whose questions were posted into
+this chat (`ask_revisit`, for citizens who filed on the web), newest last, whatever the state
+or mode:
+
+    revisit asked ──1 / 2 / 3 [comment] (满意 / 基本满意 / 不满意)──▶ answered: the revisit
+                  service records the verdict on the newest open one, the state is left as it was
+                  ──anything else──▶ handled as usual, the questions still open
+                  ──an answer once a revisit is over (answered by SMS, timed out)──▶ it is
+                  forgotten, and the answer goes to the next older one, if any
 """
 
 from __future__ import annotations
@@ -19,7 +29,8 @@ from __future__ import annotations
 import asyncio
 import logging
 from dataclasses import dataclass, field
-from typing import Any
+from datetime import datetime
+from typing import TYPE_CHECKING, Any, Protocol
 
 import asyncpg
 
@@ -36,8 +47,12 @@ from services.storage import citizens, conversations, messages, work_orders
 from services.storage.work_orders import Actor, NewWorkOrder
 from services.units import UnitDirectory
 
+if TYPE_CHECKING:
+    from services.revisits import ChatAnswer
+
 log = logging.getLogger(__name__)
 
+REVISITS_KEY = "revisits"
 NEEDS_LOCATION = {"complain", "report", "seek_help"}
 NEEDS_PHONE = {"complain", "report", "seek_help", "suggest", "consult"}
 MAX_LOCATION_CHARS = 200
@@ -50,6 +65,14 @@ class InvalidMessage(ValueError):
         super().__init__(reason)
         self.code = code
         self.reason = reason
+
+
+class RevisitAnswers(Protocol):
+    """The revisit service (services/revisits.py), as far as a chat turn needs it."""
+
+    async def answer_in_chat(
+        self, conn: asyncpg.Connection, revisit_id: int, text: str
+    ) -> ChatAnswer: ...
 
 
 @dataclass
@@ -95,6 +118,7 @@ class ConversationService:
         *,
         max_message_chars: int = 2000,
         dispatcher: Dispatcher | None = None,
+        revisits: RevisitAnswers | None = None,
     ) -> None:
         self.pool = pool
         self.nlu = nlu
@@ -103,6 +127,8 @@ class ConversationService:
         self.clock = clock
         self.max_message_chars = max_message_chars
         self.dispatcher = dispatcher or Dispatcher.with_defaults(units)
+        # set at start-up once the revisit service exists (services/app.build_context)
+        self.revisits = revisits
 
     def validate(self, text: object) -> str:
         if not isinstance(text, str):
@@ -147,7 +173,9 @@ class ConversationService:
             await messages.set_nlu(conn, stored.id, parse.to_dict())
             dialogue = dict(convo.dialogue)
             turn = _Turn()
-            if convo.mode == "agent":
+            if await self._answers_revisit(conn, dialogue, text, parse, turn):
+                pass  # the verdict on the revisit asked in this chat, in any mode
+            elif convo.mode == "agent":
                 pass  # an agent has the conversation; the bot keeps quiet
             elif convo.mode == "waiting_agent" and parse.emergency is None:
                 turn.replies.append(replies.WAITING_AGENT)
@@ -165,6 +193,35 @@ class ConversationService:
             emergency=list(parse.emergency.numbers) if parse.emergency else None,
             nlu=parse.to_dict(),
         )
+
+    async def _answers_revisit(
+        self,
+        conn: asyncpg.Connection,
+        dialogue: dict[str, Any],
+        text: str,
+        parse: ParseResult,
+        turn: _Turn,
+    ) -> bool:
+        """Whether the message answered a revisit question posted in this chat; an
+        emergency is never taken for a verdict."""
+        pending = list(dialogue.get(REVISITS_KEY, []))
+        if not pending or self.revisits is None or parse.emergency is not None:
+            return False
+        reply = None
+        while pending and reply is None:
+            answer = await self.revisits.answer_in_chat(conn, int(pending[-1]), text)
+            if answer.waiting:
+                break  # not an answer
+            pending.pop()
+            reply = answer.reply
+        if pending:
+            dialogue[REVISITS_KEY] = pending
+        else:
+            dialogue.pop(REVISITS_KEY)
+        if reply is None:
+            return False
+        turn.replies.append(reply)
+        return True
 
     async def _previous_result(
         self, conn: asyncpg.Connection, convo_id: int, message_id: int
@@ -503,6 +560,25 @@ class _Dialogue:
                 self.say(replies.FEEDBACK_SORRY)
             return
         await self.on_idle(parse)
+
+
+async def ask_revisit(
+    conn: asyncpg.Connection, conversation_id: int, revisit_id: int, question: str, at: datetime
+) -> int:
+    """Post the revisit question into the citizen's chat as a bot message nobody asked for
+    (no `reply_to`: services/agent_hub pushes such messages to the widget's socket) and
+    remember it in the dialogue. The conversation that filed the order gets it, or the
+    session's open one when that was closed meanwhile. Returns the conversation's id."""
+    convo = await conversations.lock(conn, conversation_id)
+    if convo.mode == "closed":
+        current = await conversations.open_for_session(
+            conn, convo.channel, convo.session_key, convo.citizen_id, at
+        )
+        convo = await conversations.lock(conn, current.id)
+    dialogue = {**convo.dialogue, REVISITS_KEY: [*convo.dialogue.get(REVISITS_KEY, []), revisit_id]}
+    await messages.store_replies(conn, convo.id, None, [question], "bot", at)
+    await conversations.save_turn(conn, convo.id, dialogue, convo.mode, None, at)
+    return convo.id
 
 
 def _address_dict(address: Any) -> dict | None:

@@ -7,11 +7,18 @@
                  after `revisit_max_calls` calls, or for SMS citizens ──text──> awaiting_reply
                  awaiting_reply ──reply 1/2/3──> done;  no reply in `revisit_reply_hours` ──>
                  done (revisit_no_answer, which is never counted as satisfied)
+    web chat:    scheduled ──question posted in the chat──> awaiting_reply ──reply 1/2/3──> done
+                 no reply in `revisit_reply_hours` ──> scheduled ──text (as above), or done
+                 (revisit_no_answer) without a phone number
 
 Phone citizens are called (Twilio, TwiML under /twilio/revisit/{id}/...); WeChat followers get
-a customer-service message (texted instead when WeChat refuses it); everyone else with a phone
-number (web and SMS citizens: filing asks for one) is texted. A citizen with no number at all
-cannot be asked: that is recorded as no answer at once. Calls and texts go out only within `revisit_hours` (default 8–21).
+a customer-service message (texted instead when WeChat refuses it); citizens who filed in the
+web chat find the question in that chat (services/conversation.ask_revisit: stored with the
+conversation, pushed to the widget's socket), and are texted when they do not answer there;
+everyone else with a phone number (SMS citizens) is texted. A citizen with no number and no
+chat cannot be asked: that is recorded as no answer at once. A web revisit's row keeps the
+channel it falls back to (sms or none); its first attempt is the "web" one. Calls, texts and
+chat questions go out only within `revisit_hours` (default 8–21).
 Every step is a job of the durable scheduler (services/scheduler.py), so a restart loses
 nothing, and each call and text has an idempotency key, so a retried job never repeats it.
 """
@@ -29,6 +36,7 @@ import asyncpg
 from nlu.rules import rating as parse_rating
 from services.clock import Clock, next_allowed
 from services.config import Settings
+from services.conversation import ask_revisit
 from services.notify import InvalidRecipient, Notifier
 from services.scheduler import Handler, Later
 from services.storage import citizens, jobs, work_orders
@@ -58,11 +66,30 @@ CALL_CHECK_AFTER = timedelta(hours=1)
 _LEADING_DIGIT = re.compile(r"^\s*([123])(?:\s|[，,。.：:、]|$)\s*(.*)$", re.S)
 
 
-def sms_question(request_number: str) -> str:
+def chat_question(request_number: str) -> str:
+    """The question in a chat (WeChat, the web widget), where the sender is plain to see."""
     return (
-        f"【12345回访】您反映的问题（工单{request_number}）承办单位已办结。"
+        f"您反映的问题（工单{request_number}）承办单位已办结。"
         "请回复数字评价：1 满意，2 基本满意，3 不满意（可在3后面写明原因）。"
     )
+
+
+def sms_question(request_number: str) -> str:
+    return "【12345回访】" + chat_question(request_number)
+
+
+def _thanks(outcome: str) -> str:
+    if outcome == "dissatisfied":
+        return "感谢您的反馈，我们已将您的意见转交承办单位重新办理，并将跟踪督办。"
+    return "感谢您对12345热线工作的评价！"
+
+
+@dataclass(frozen=True)
+class ChatAnswer:
+    """What a chat message meant for the revisit asked in that chat."""
+
+    waiting: bool  # the revisit still waits for an answer
+    reply: str | None = None  # the thanks, when the message was the answer
 
 
 def read_sms_answer(text: str) -> tuple[str, str | None] | None:
@@ -74,6 +101,11 @@ def read_sms_answer(text: str) -> tuple[str, str | None] | None:
         return (rating, comment) if rating else None
     rating = parse_rating(text.strip())
     return (rating, None) if rating else None
+
+
+def _asks_on_web(order: asyncpg.Record, asked: list[asyncpg.Record]) -> bool:
+    """A citizen who filed in the web chat is asked there first, before any text."""
+    return order["channel"] == "web" and order["conversation_id"] is not None and not asked
 
 
 async def _plan_attempt(
@@ -147,11 +179,18 @@ class RevisitService:
             row = await store.lock(conn, revisit_id)
             if row is None or row["status"] != "scheduled":
                 return None
-            if row["channel"] == "none":
+            order = await work_orders.by_id(conn, row["work_order_id"])
+            asked = await store.attempts(conn, revisit_id)
+            on_web = _asks_on_web(order, asked)
+            if row["channel"] == "none" and not on_web:
                 await self.finish(conn, row, "no_answer", "无联系电话，无法回访", now)
                 return None
-            calling = row["channel"] == "voice" and row["call_attempts"] < row["max_call_attempts"]
-            number = row["call_attempts"] + 1
+            calling = (
+                not on_web
+                and row["channel"] == "voice"
+                and row["call_attempts"] < row["max_call_attempts"]
+            )
+            number = row["call_attempts"] + 1 if calling else len(asked) + 1
             if calling:
                 await store.update(
                     conn, revisit_id, now, status="calling", call_attempts=number, call_sid=None
@@ -168,16 +207,30 @@ class RevisitService:
                 )
             else:
                 await store.update(conn, revisit_id, now, status="awaiting_reply")
-                channel = "wechat" if row["channel"] == "wechat" else "sms"
+                if on_web:
+                    channel = "web"
+                else:
+                    channel = "wechat" if row["channel"] == "wechat" else "sms"
                 await store.add_attempt(conn, revisit_id, number, channel, now)
+                # the web question's wait has its own job: a text may follow it
+                suffix = ":web" if on_web else ""
                 await jobs.enqueue(
                     conn,
                     "revisit_expire",
-                    {"revisit_id": revisit_id},
+                    {"revisit_id": revisit_id, "channel": channel},
                     now + timedelta(hours=self.settings.revisit_reply_hours),
-                    dedupe_key=f"revisit:{revisit_id}:expire",
+                    dedupe_key=f"revisit:{revisit_id}:expire{suffix}",
                 )
-            order = await work_orders.by_id(conn, row["work_order_id"])
+                if on_web:
+                    # posted as the revisit starts to wait for it, or not at all. Waiting for
+                    # the conversation's lock here cannot deadlock with a chat turn: a turn
+                    # locks a revisit only once its question is in the dialogue, i.e. after
+                    # this transaction commits
+                    question = chat_question(order["request_number"])
+                    await ask_revisit(conn, order["conversation_id"], revisit_id, question, now)
+                    await store.end_attempt(conn, revisit_id, number, now, result="posted")
+        if on_web:
+            return None
         if calling:
             await self._call(row, number, order["request_number"])
         else:
@@ -225,7 +278,7 @@ class RevisitService:
         if row["channel"] == "wechat" and self.wechat is not None:
             result = await self.wechat.send_text(
                 row["openid"],
-                sms_question(request_number).replace("【12345回访】", ""),
+                chat_question(request_number),
                 "revisit",
                 idempotency_key=f"revisit:{row['id']}:wechat",
                 work_order_id=row["work_order_id"],
@@ -273,12 +326,18 @@ class RevisitService:
                 await self.call_failed(conn, row, "no_status", None, now)
 
     async def expire(self, job: Job) -> None:
-        """No SMS answer in time: recorded as no answer."""
+        """No answer in time: recorded as no answer, or, after the question in the web chat,
+        texted to the citizen's number (as unanswered calls are)."""
         now = self.clock.now()
         async with self.pool.acquire() as conn, conn.transaction():
             row = await store.lock(conn, int(job.payload["revisit_id"]))
-            if row is not None and row["status"] == "awaiting_reply":
-                await self.finish(conn, row, "no_answer", None, now)
+            if row is None or row["status"] != "awaiting_reply":
+                return
+            if job.payload.get("channel") == "web" and row["phone"]:
+                await store.update(conn, row["id"], now, status="scheduled")
+                await _plan_attempt(conn, row["id"], now, "sms", self.settings.revisit_hours)
+                return
+            await self.finish(conn, row, "no_answer", None, now)
 
     # -- outcomes --------------------------------------------------------------------------
 
@@ -425,15 +484,28 @@ class RevisitService:
         if parsed is None:
             return None
         outcome, comment = parsed
-        now = self.clock.now()
         async with self.pool.acquire() as conn, conn.transaction():
             row = await store.awaiting_reply(conn, phone=phone, openid=openid)
             if row is None:
                 return None
-            await self.finish(conn, row, outcome, comment, now)
-        if outcome == "dissatisfied":
-            return "感谢您的反馈，我们已将您的意见转交承办单位重新办理，并将跟踪督办。"
-        return "感谢您对12345热线工作的评价！"
+            await self.finish(conn, row, outcome, comment, self.clock.now())
+        return _thanks(outcome)
+
+    async def answer_in_chat(
+        self, conn: asyncpg.Connection, revisit_id: int, text: str
+    ) -> ChatAnswer:
+        """A message in the web chat where the revisit's question was posted, inside the
+        chat turn's transaction: the answer when it reads as one (as an SMS reply would) and
+        the revisit still waits, by chat or by the text that followed it."""
+        parsed = read_sms_answer(text)
+        if parsed is None:
+            return ChatAnswer(waiting=True)
+        row = await store.lock(conn, revisit_id)
+        if row is None or row["status"] not in ("awaiting_reply", "scheduled"):
+            return ChatAnswer(waiting=False)
+        outcome, comment = parsed
+        await self.finish(conn, row, outcome, comment, self.clock.now())
+        return ChatAnswer(waiting=False, reply=_thanks(outcome))
 
 
 def _current_call(row: asyncpg.Record | None, call_sid: str | None) -> bool:

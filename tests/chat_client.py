@@ -24,3 +24,13 @@ class ChatClient:
                 body = await resp.json()
                 assert resp.status == 200, body
                 return body
+
+    async def history(self) -> list[dict[str, Any]]:
+        """The session's open conversation, as the widget loads it."""
+        async with aiohttp.ClientSession() as http:
+            async with http.get(
+                f"{self.base_url}/api/chat/messages", params={"session_id": self.session_id}
+            ) as resp:
+                body = await resp.json()
+                assert resp.status == 200, body
+                return body["messages"]

@@ -52,12 +52,38 @@
   box.appendChild(head); box.appendChild(log); box.appendChild(form);
   document.body.appendChild(button); document.body.appendChild(box);
 
-  function show(text, cls) {
+  // the stored conversation goes first, above anything shown since the page opened
+  var past = el("div", {});
+  log.appendChild(past);
+  var greeting = null;
+
+  function show(text, cls, into) {
     var item = el("div", { "class": "h12345-msg " + cls }, text);
-    log.appendChild(item);
+    (into || log).appendChild(item);
     log.scrollTop = log.scrollHeight;
     return item;
   }
+
+  // what the service wrote on its own (an agent, the revisit question) has an id: it may come
+  // both with the stored history and pushed on the socket, and is shown once
+  var seen = {};
+  function showStored(m, into) {
+    if (m.id != null) {
+      if (seen[m.id]) return;
+      seen[m.id] = true;
+    }
+    var cls = m.direction === "in" ? "h12345-me" : m.author === "agent" ? "h12345-bot h12345-agent" : "h12345-bot";
+    show(m.text, cls, into);
+  }
+
+  // the conversation so far, e.g. a revisit question posted while the page was closed
+  fetch(base + "/api/chat/messages?session_id=" + encodeURIComponent(sessionId))
+    .then(function (r) { return r.ok ? r.json() : { messages: [] }; })
+    .then(function (data) {
+      var stored = data.messages || [];
+      stored.forEach(function (m) { showStored(m, past); });
+      if (stored.length && greeting) { greeting.remove(); greeting = null; }
+    }, function () {});
 
   function showResult(data) {
     if (data.error) { show(data.reason || data.error, "h12345-err"); return; }
@@ -76,7 +102,10 @@
     ws.onopen = function () { ws.send(JSON.stringify({ type: "subscribe", session_id: sessionId })); };
     ws.onmessage = function (ev) {
       var data = JSON.parse(ev.data);
-      if (data.type === "agent_message") { show(data.text, "h12345-bot h12345-agent"); return; }
+      if (data.type === "agent_message") {
+        showStored({ id: data.id, direction: "out", author: data.author || "agent", text: data.text });
+        return;
+      }
       if (data.client_message_id && pending[data.client_message_id]) delete pending[data.client_message_id];
       showResult(data);
     };
@@ -113,7 +142,9 @@
   button.addEventListener("click", function () {
     box.classList.toggle("open");
     if (box.classList.contains("open")) {
-      if (!log.childNodes.length) show("您好，这里是12345市民服务热线。请直接描述您要咨询、投诉、求助或建议的事项。", "h12345-bot");
+      if (log.childNodes.length === 1 && !past.childNodes.length) {
+        greeting = show("您好，这里是12345市民服务热线。请直接描述您要咨询、投诉、求助或建议的事项。", "h12345-bot");
+      }
       input.focus();
     }
   });

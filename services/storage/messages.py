@@ -77,3 +77,19 @@ async def history(conn: asyncpg.Connection, conversation_id: int) -> list[asyncp
            WHERE conversation_id = $1 ORDER BY id""",
         conversation_id,
     )
+
+
+async def of_open_session(
+    conn: asyncpg.Connection, channel: str, session_key: str, limit: int
+) -> list[asyncpg.Record]:
+    """The last `limit` messages of the session's open conversation, oldest first."""
+    rows = await conn.fetch(
+        """SELECT m.id, m.direction, m.author, m.text, m.created_at
+           FROM messages m JOIN conversations c ON c.id = m.conversation_id
+           WHERE c.channel = $1 AND c.session_key = $2 AND c.mode <> 'closed'
+           ORDER BY m.id DESC LIMIT $3""",
+        channel,
+        session_key,
+        limit,
+    )
+    return rows[::-1]

@@ -4,6 +4,7 @@ TwiML requests and the call-status callback) decide the outcome."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -12,6 +13,7 @@ import aiohttp
 import pytest
 
 from services import revisits
+from services.agent_hub import hub_of
 from services.clock import CHINA_TZ, FixedClock
 from services.config import Settings
 from services.notify import Notifier
@@ -19,6 +21,9 @@ from services.scheduler import Scheduler
 from services.storage import citizens
 from services.storage import revisits as revisit_store
 from services.wechat_api import WeChatApi
+from tests.agent_support import frame
+from tests.agent_support import login as agent_login
+from tests.browser import chromium_page
 from tests.channels.conftest import (
     ACCOUNT_SID,
     AUTH_TOKEN,
@@ -26,8 +31,11 @@ from tests.channels.conftest import (
     PUBLIC_URL,
     WECHAT_TOKEN,
 )
+from tests.chat_client import ChatClient
+from tests.conftest import start_service
 from tests.desk_support import (
     DeskService,
+    RecordingNotifier,
     event_kinds,
     file_order,
     lights_of,
@@ -39,6 +47,7 @@ from tests.desk_support import (
 from tests.fakes.twilio_api import FakeTwilio
 from tests.fakes.webhooks import Follower, Texter, TwilioWebhooks
 from tests.fakes.wechat_api import FakeWeChat
+from tests.test_chat_api import file_complaint
 
 PHONE = "13859901234"
 E164 = "+8613859901234"
@@ -57,6 +66,7 @@ class Rig:
     hooks: TwilioWebhooks
     revisits: revisits.RevisitService
     scheduler: Scheduler
+    unit_user: str = "h-works"
 
     async def run_jobs(self) -> None:
         await self.scheduler.run_once()
@@ -90,7 +100,7 @@ class Rig:
 
     async def handle(self, number: str, result: str = "已更换灯泡，路灯恢复照明") -> None:
         async with aiohttp.ClientSession() as http:
-            unit = await login(http, self.svc, "h-works")
+            unit = await login(http, self.svc, self.unit_user)
             base = f"/api/unit/orders/{number}"
             status = (await order_row(self.svc, number))["status"]
             if status == "dispatched":
@@ -457,3 +467,251 @@ async def test_a_call_whose_status_never_comes_is_retried(rig: Rig):
     late = await rig.call_status(rig.twilio.calls[0], "no-answer")
     assert late.status == 204  # the first call's late status does not count twice
     assert (await rig.revisit_of(number))["status"] == "calling"
+
+
+# -- citizens who filed in the web chat -------------------------------------------------------
+
+
+@pytest.fixture
+async def web_rig(
+    channel_settings: Settings,
+    clock: FixedClock,
+    fake_twilio: FakeTwilio,
+    nlu_engine,
+    revisit_settings: dict[str, object],
+) -> AsyncIterator[Rig]:
+    """The whole service (chat, NLU, desk, Twilio at the fake), its scheduler run by the test."""
+    settings = channel_settings.with_overrides(scheduler_enabled=False, **revisit_settings)
+    running = await start_service(settings, clock, nlu_engine)
+    svc = DeskService(running.url, running.ctx, running.runner, RecordingNotifier())
+    await make_user(svc, "h-eco", "unit_handler", "ecology")  # file_complaint's unit
+    service = svc.ctx.conversation.revisits
+    assert isinstance(service, revisits.RevisitService), "build_context wires the chat to it"
+    scheduler = svc.desk.scheduler(settings, lease_seconds=60)  # every job kind of the service
+    hooks = TwilioWebhooks(svc.url, PUBLIC_URL, ACCOUNT_SID, AUTH_TOKEN)
+    yield Rig(svc, clock, fake_twilio, hooks, service, scheduler, unit_user="h-eco")
+    await svc.close()
+
+
+async def web_order(rig: Rig, chat: ChatClient, when: datetime) -> str:
+    """A complaint filed in the web chat (phone 13859901234) and resolved by its unit."""
+    rig.clock.current = when
+    number = (await file_complaint(chat))["request_number"]
+    await rig.handle(number)
+    return number
+
+
+async def widget_socket(
+    http: aiohttp.ClientSession, rig: Rig, chat: ChatClient
+) -> aiohttp.ClientWebSocketResponse:
+    """The widget's socket, subscribed to the chat's session as widget.js does it."""
+    ws = await http.ws_connect(rig.svc.url + "/api/chat/ws")
+    await ws.send_json({"type": "subscribe", "session_id": chat.session_id})
+    # frames are handled in order: once this one is answered the subscription stands
+    await ws.send_json({"session_id": chat.session_id, "client_message_id": "sync", "text": " "})
+    assert (await frame(ws, lambda f: f.get("client_message_id") == "sync"))["error"] == "empty"
+    return ws
+
+
+async def test_web_citizen_is_asked_in_the_chat_and_3_reopens_with_the_fifth_light(
+    web_rig: Rig,
+):
+    rig = web_rig
+    chat = ChatClient(rig.svc.url)
+    number = await web_order(rig, chat, at(2026, 11, 23, 10, 0))
+    async with aiohttp.ClientSession() as http:
+        ws = await widget_socket(http, rig, chat)
+        await rig.run_jobs()
+        pushed = await frame(ws, lambda f: f.get("type") == "agent_message")
+        assert number in pushed["text"] and "1 满意，2 基本满意，3 不满意" in pushed["text"]
+        assert pushed["author"] == "bot"
+        # stored in the conversation: the widget finds it when it next loads the history
+        last = (await chat.history())[-1]
+        assert (last["id"], last["direction"], last["author"]) == (pushed["id"], "out", "bot")
+        assert last["text"] == pushed["text"]
+        assert rig.twilio.calls == [] and rig.twilio.messages == [], "asked in the chat only"
+        assert await rig.attempts(number) == [("web", "posted", None)]
+        assert await rig.progress(number) == ("awaiting_reply", 0, False)
+
+        # other words while the question is open are handled as usual
+        other = await chat.say("你好")
+        assert "12345" in other["replies"][0]
+        assert (await order_row(rig.svc, number))["status"] == "resolved"
+
+        # the answer, typed in the widget (over its socket), with a comment after the digit
+        await ws.send_json(
+            {"session_id": chat.session_id, "client_message_id": "a3", "text": "3 还是很吵"}
+        )
+        answer = await frame(ws, lambda f: f.get("client_message_id") == "a3")
+        await ws.close()
+    assert "转交承办单位" in answer["replies"][0] and answer["request_number"] is None
+    order = await order_row(rig.svc, number)
+    assert order["status"] == "signed" and order["lead_unit"] == "ecology"
+    async with rig.svc.pool.acquire() as conn:
+        event = await conn.fetchrow(
+            """SELECT kind, note FROM work_order_events WHERE work_order_id = $1
+               ORDER BY id DESC LIMIT 1""",
+            order["id"],
+        )
+    assert (event["kind"], event["note"]) == ("revisit_dissatisfied", "还是很吵")
+    assert await lights_of(rig.svc, order["id"]) == [("dissatisfied", "red", 1)]
+    revisit = await rig.revisit_of(number)
+    assert (revisit["outcome"], revisit["comment"]) == ("dissatisfied", "还是很吵")
+
+    # answered once: a later "1" is an ordinary message and changes nothing
+    later = await chat.say("1")
+    assert "感谢" not in "".join(later["replies"])
+    assert (await order_row(rig.svc, number))["status"] == "signed"
+    assert (await rig.revisit_of(number))["outcome"] == "dissatisfied"
+
+
+async def test_two_questions_in_one_chat_are_answered_newest_first(web_rig: Rig):
+    rig = web_rig
+    chat = ChatClient(rig.svc.url)
+    smoke = await web_order(rig, chat, at(2026, 11, 23, 10, 0))
+    await rig.run_jobs()
+    # a second complaint in the same chat (the number is known now), resolved as well
+    asked = await chat.say("我要投诉，湖滨街道长福路有工地半夜施工，噪音很大吵得睡不着")
+    assert "请确认" in asked["replies"][-1], asked
+    noise = (await chat.say("确认"))["request_number"]
+    unit = (await order_row(rig.svc, noise))["lead_unit"]
+    await make_user(rig.svc, "h-noise", "unit_handler", unit)
+    rig.unit_user = "h-noise"
+    await rig.handle(noise)
+    await rig.run_jobs()
+    questions = [m["text"] for m in await chat.history() if "请回复数字评价" in m["text"]]
+    assert len(questions) == 2 and smoke in questions[0] and noise in questions[1]
+
+    await chat.say("3 还是很吵")
+    assert (await order_row(rig.svc, noise))["status"] == "signed"
+    assert (await order_row(rig.svc, smoke))["status"] == "resolved"
+    await chat.say("1")
+    assert (await order_row(rig.svc, smoke))["status"] == "closed"
+    assert (await rig.revisit_of(noise))["comment"] == "还是很吵"
+
+
+async def test_web_revisit_waits_for_allowed_hours_and_1_closes(web_rig: Rig):
+    rig = web_rig
+    chat = ChatClient(rig.svc.url)
+    number = await web_order(rig, chat, at(2026, 11, 23, 22, 0))
+    await rig.run_jobs()
+    question = "请回复数字评价"
+    assert not any(question in m["text"] for m in await chat.history()), "quiet hours"
+    # that night an agent takes the chat over and closes it
+    convo_id = (await order_row(rig.svc, number))["conversation_id"]
+    async with aiohttp.ClientSession() as http:
+        agent = await agent_login(http, rig.svc.url, "agent")
+        for step in ("take", "close"):
+            status, _ = await agent.post(f"/api/agent/conversations/{convo_id}/{step}")
+            assert status == 200
+    assert await chat.history() == []
+    await rig.run_at(at(2026, 11, 24, 8, 0))
+    # asked in the session's new conversation, where the widget looks
+    [asked] = await chat.history()
+    assert question in asked["text"] and number in asked["text"]
+
+    reply = await chat.say("1")
+    assert reply["replies"] == ["感谢您对12345热线工作的评价！"]
+    order = await order_row(rig.svc, number)
+    assert order["status"] == "closed"
+    assert (await event_kinds(rig.svc, order["id"]))[-1] == "revisit_satisfied"
+    revisit = await rig.revisit_of(number)
+    assert (revisit["outcome"], revisit["comment"]) == ("satisfied", None)
+    assert await lights_of(rig.svc, order["id"]) == []
+    # the expiry of the question finds it answered: no text follows
+    await rig.run_at(at(2026, 11, 26, 8, 0))
+    assert rig.twilio.messages == [] and rig.twilio.calls == []
+
+
+async def test_no_answer_in_the_chat_falls_back_to_an_sms(web_rig: Rig):
+    rig = web_rig
+    chat = ChatClient(rig.svc.url)
+    number = await web_order(rig, chat, at(2026, 11, 23, 10, 0))
+    await rig.run_jobs()
+    assert await rig.attempts(number) == [("web", "posted", None)]
+    # HOTLINE_REVISIT_REPLY_HOURS (48) without an answer in the chat
+    await rig.run_at(at(2026, 11, 25, 9, 59))
+    assert rig.twilio.messages == []
+    await rig.run_at(at(2026, 11, 25, 10, 0))
+    [text] = rig.twilio.bodies_to(E164)
+    assert text.startswith("【12345回访】") and number in text
+    assert await rig.progress(number) == ("awaiting_reply", 0, True)
+    assert await rig.attempts(number) == [("web", "posted", None), ("sms", "sent", None)]
+    assert (await order_row(rig.svc, number))["status"] == "resolved"
+
+    reply = await Texter(rig.hooks, E164, CENTRE_NUMBER).send("2 基本解决了")
+    assert "感谢" in reply.messages[0]
+    order = await order_row(rig.svc, number)
+    assert order["status"] == "closed"
+    revisit = await rig.revisit_of(number)
+    assert (revisit["outcome"], revisit["comment"]) == ("basically_satisfied", "基本解决了")
+    # the question in the chat is over with it: a "3" there now is an ordinary message
+    await chat.say("3")
+    assert (await rig.revisit_of(number))["outcome"] == "basically_satisfied"
+    assert (await order_row(rig.svc, number))["status"] == "closed"
+
+
+async def test_no_answer_in_the_chat_without_a_phone_is_no_answer(web_rig: Rig):
+    rig = web_rig
+    chat = ChatClient(rig.svc.url)
+    rig.clock.current = at(2026, 11, 23, 10, 0)
+    number = (await file_complaint(chat))["request_number"]
+    async with rig.svc.pool.acquire() as conn:
+        # e.g. an agent filed it from the chat without a number
+        await conn.execute(
+            "UPDATE work_orders SET contact_phone = NULL WHERE request_number = $1", number
+        )
+    await rig.handle(number)
+    await rig.run_jobs()
+    assert (await rig.revisit_of(number))["channel"] == "none"
+    assert number in (await chat.history())[-1]["text"], "asked in the chat all the same"
+    assert (await order_row(rig.svc, number))["status"] == "resolved"
+    await rig.run_at(at(2026, 11, 25, 10, 0))
+    order = await order_row(rig.svc, number)
+    assert order["status"] == "closed"
+    kinds = await event_kinds(rig.svc, order["id"])
+    assert kinds[-1] == "revisit_no_answer" and "revisit_satisfied" not in kinds
+    revisit = await rig.revisit_of(number)
+    assert (revisit["outcome"], revisit["rating"]) == ("no_answer", None)
+    assert rig.twilio.messages == [] and rig.twilio.calls == []
+
+
+async def test_chat_history_needs_a_session_id(web_rig: Rig):
+    async with aiohttp.ClientSession() as http:
+        for query in ("", "?session_id=", "?session_id=a%20b"):
+            async with http.get(web_rig.svc.url + "/api/chat/messages" + query) as resp:
+                assert resp.status == 400
+                assert (await resp.json())["error"] == "bad_session_id"
+    assert await ChatClient(web_rig.svc.url).history() == []
+
+
+@pytest.mark.browser
+async def test_the_widget_shows_the_question_live_and_after_a_reload(web_rig: Rig):
+    rig = web_rig
+    async with chromium_page() as page:
+        await page.goto(rig.svc.url + "/")
+        await page.click("#h12345-btn")
+        session = await page.evaluate("localStorage.getItem('hotline12345.session')")
+        # filed in this widget's session (over the same API the widget uses)
+        number = await web_order(rig, ChatClient(rig.svc.url, session), at(2026, 11, 23, 10, 0))
+        hub = hub_of(rig.svc.runner.app)
+        for _ in range(200):  # the widget's socket subscribes once it is open
+            if session in hub.citizens:
+                break
+            await asyncio.sleep(0.05)
+        assert session in hub.citizens, "the widget's socket never subscribed"
+        await rig.run_jobs()
+        question = page.locator(".h12345-bot", has_text="请回复数字评价")
+        await question.wait_for(timeout=10000)
+        assert number in await question.inner_text()
+
+        await page.reload()
+        await page.click("#h12345-btn")
+        await question.wait_for(timeout=10000)  # now from the stored history
+        assert number in await question.inner_text()
+        assert await page.locator(".h12345-me", has_text="我要投诉").count() == 1
+        assert await page.locator(".h12345-msg", has_text="您好，这里是12345").count() == 0
+        await page.fill("#h12345-input", "1")
+        await page.click("#h12345-send")
+        await page.locator(".h12345-bot", has_text="感谢您对12345热线").wait_for(timeout=10000)
+    assert (await order_row(rig.svc, number))["status"] == "closed"
