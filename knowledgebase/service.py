@@ -218,6 +218,10 @@ class KnowledgeBase:
         """What a citizen gets: only published entries valid on `day` take part."""
         return self.index.search(question, day, k)
 
+    def entry(self, entry_id: str) -> FaqEntry | None:
+        """An entry of the current index (drafts and retired ones too: check before answering)."""
+        return self.index.get(entry_id)
+
     def candidates(self, question: str, day: date | None, k: int = 5) -> Retrieval:
         """For agents and editors; without a day every entry, drafts and retired included."""
         return self.index.search(question, day, k)

@@ -74,6 +74,7 @@ async def build_context(
         clock,
         max_message_chars=settings.max_message_chars,
         dispatcher=desk.dispatcher,
+        kb_choice_floor=settings.kb_choice_floor,
     )
     context = Context(
         settings,

@@ -76,6 +76,9 @@ class Settings:
     unit_confidence_threshold: float | None = None
     # None: the calibrated threshold stored with the knowledge-base index (a probability)
     kb_answer_threshold: float | None = None
+    # Below the answer threshold but at least this confident, a text chat offers the top
+    # candidates ("您想咨询的是哪一个？") instead of going straight on to a work order.
+    kb_choice_floor: float = 0.3
     # Largest knowledge-base import file accepted over HTTP, in bytes.
     kb_import_max_bytes: int = 20 * 1024 * 1024
     load_demo_data: bool = True
@@ -196,6 +199,7 @@ class Settings:
             embedding_model_dir=path("HOTLINE_EMBEDDING_MODEL_DIR"),
             unit_confidence_threshold=float(threshold) if threshold else None,
             kb_answer_threshold=float(kb_threshold) if kb_threshold else None,
+            kb_choice_floor=_env_float(env, "HOTLINE_KB_CHOICE_FLOOR", defaults.kb_choice_floor),
             kb_import_max_bytes=_env_int(
                 env, "HOTLINE_KB_IMPORT_MAX_BYTES", defaults.kb_import_max_bytes
             ),

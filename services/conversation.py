@@ -10,6 +10,8 @@ The dialogue is an explicit state machine kept in `conversations.dialogue`:
     idle ──request──▶ await_location ──▶ await_phone ──▶ await_confirm ──确认──▶ idle (filed)
       │                    (each step is skipped when the detail is already known)
       ├──consult answered──▶ await_feedback ──是/否──▶ idle
+      ├──consult, base unsure (text chat)──▶ await_kb_choice ──序号──▶ await_feedback
+      │                                        └──都不是──▶ the consultation is filed as a request
       ├──progress without a number──▶ await_request_number ──▶ idle
       └──人工 / unsure twice──▶ conversation mode waiting_agent (the bot stops answering)
 
@@ -28,6 +30,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import unicodedata
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Protocol
@@ -36,6 +39,7 @@ import asyncpg
 
 from knowledgebase import store as kb_store
 from knowledgebase.feedback import helpful_reply
+from knowledgebase.models import FaqEntry
 from knowledgebase.service import KnowledgeBase
 from nlu.rules import short_reply_intent
 from nlu.types import REQUEST_TYPES, Engine, ParseResult
@@ -119,6 +123,7 @@ class ConversationService:
         max_message_chars: int = 2000,
         dispatcher: Dispatcher | None = None,
         revisits: RevisitAnswers | None = None,
+        kb_choice_floor: float = 0.3,
     ) -> None:
         self.pool = pool
         self.nlu = nlu
@@ -126,6 +131,7 @@ class ConversationService:
         self.units = units
         self.clock = clock
         self.max_message_chars = max_message_chars
+        self.kb_choice_floor = kb_choice_floor
         self.dispatcher = dispatcher or Dispatcher.with_defaults(units)
         # set at start-up once the revisit service exists (services/app.build_context)
         self.revisits = revisits
@@ -282,7 +288,8 @@ class _Dialogue:
             self.handoff("asked_for_agent", replies.HANDOFF)
             return
         short = short_reply_intent(parse.text)
-        if self.state.startswith("await_") and self.state != "await_feedback" and short == "deny":
+        answers_no = self.state in ("await_feedback", "await_kb_choice")  # "no" is an answer
+        if self.state.startswith("await_") and not answers_no and short == "deny":
             self.d.pop("draft", None)
             self.d["state"] = "idle"
             self.say(replies.CANCELLED)
@@ -293,6 +300,7 @@ class _Dialogue:
             "await_confirm": self.on_confirm,
             "await_request_number": self.on_request_number,
             "await_feedback": self.on_feedback,
+            "await_kb_choice": self.on_kb_choice,
         }.get(self.state, self.on_idle)
         await handler(parse)
 
@@ -362,23 +370,59 @@ class _Dialogue:
             await kb_store.record_miss(
                 self.conn, parse.text, top, result.confidence, self.convo.id, now
             )
+            if (
+                result.candidates
+                and result.confidence >= self.s.kb_choice_floor
+                and self.convo.channel != "voice"  # three questions read out are too long
+            ):
+                # close but not sure: the citizen picks, the base does not guess
+                self.d["state"] = "await_kb_choice"
+                self.d["kb_choices"] = [c.entry.id for c in result.candidates[:3]]
+                self.d["kb_question"] = parse.text
+                self.say(replies.kb_choices([c.entry.question for c in result.candidates[:3]]))
+                return True
             return False
-        self.say(hit.entry.answer)
+        await self.give_answer(hit.entry, parse.text, result.confidence)
+        return True
+
+    async def give_answer(self, entry: FaqEntry, question: str, confidence: float | None) -> None:
+        self.say(entry.answer)
         self.say(replies.KB_FEEDBACK_QUESTION)
         self.d["state"] = "await_feedback"
-        self.d["kb_entry"] = hit.entry.id
-        self.d["kb_question"] = parse.text
+        self.d["kb_entry"] = entry.id
+        self.d["kb_question"] = question
         # written now, rated when the citizen answers: unrated answers count too
         self.d["kb_feedback_id"] = await kb_store.record_feedback(
             self.conn,
-            hit.entry.id,
+            entry.id,
             self.convo.id,
             None,
-            now,
-            question=parse.text,
-            confidence=result.confidence,
+            self.s.clock.now(),
+            question=question,
+            confidence=confidence,
         )
-        return True
+
+    async def on_kb_choice(self, parse: ParseResult) -> None:
+        choices: list[str] = self.d.pop("kb_choices", [])
+        question: str = self.d.pop("kb_question", "")
+        self.d["state"] = "idle"
+        said = parse.text.strip().strip("。.!！ ")
+        if said in ("取消", "算了"):
+            self.say(replies.CANCELLED)
+            return
+        none_fit = said in _NONE_OF_THEM or short_reply_intent(parse.text) == "deny"
+        picked = 0 if none_fit else _choice_number(parse.text)
+        if picked is None:
+            await self.on_idle(parse)  # a new message, not an answer to the list
+            return
+        entry = self.s.kb.entry(choices[picked - 1]) if 0 < picked <= len(choices) else None
+        if entry is not None and entry.answerable_on(self.s.clock.now().date()):
+            await self.give_answer(entry, question, None)
+            return
+        # none fits, or a number that is not on the list: what was asked becomes a request
+        original = await asyncio.to_thread(self.s.nlu.parse, question)
+        self.unsure(reset=True)
+        await self.start_request(original)
 
     # -- filing a request ----------------------------------------------------------------
 
@@ -579,6 +623,16 @@ async def ask_revisit(
     await messages.store_replies(conn, convo.id, None, [question], "bot", at)
     await conversations.save_turn(conn, convo.id, dialogue, convo.mode, None, at)
     return convo.id
+
+
+_NONE_OF_THEM = frozenset({"都不是", "都不对", "都没有", "没有", "不是这些", "以上都不是"})
+
+
+def _choice_number(text: str) -> int | None:
+    """A reply that is just a number ("2", "２", "第2个", "0"), else None."""
+    digits = unicodedata.normalize("NFKC", text).strip().strip("。.!！ ").removeprefix("第")
+    digits = digits.removesuffix("个").removesuffix("条")
+    return int(digits) if digits.isdigit() and len(digits) <= 2 else None
 
 
 def _address_dict(address: Any) -> dict | None:

@@ -75,6 +75,14 @@ def emergency(numbers: tuple[str, ...]) -> str:
 KB_FEEDBACK_QUESTION = "以上回答是否解决了您的问题？请回复“是”或“否”。"
 
 
+def kb_choices(questions: list[str]) -> str:
+    lines = "\n".join(f"{i}. {q}" for i, q in enumerate(questions, start=1))
+    return (
+        f"您想咨询的是以下哪个问题？请回复序号：\n{lines}\n"
+        "都不是请回复“都不是”，我们为您登记，由相关部门答复。"
+    )
+
+
 def progress(request_number: str, status_label: str, unit_name: str | None) -> str:
     unit = f"，承办单位：{unit_name}" if unit_name else ""
     return f"诉求编号 {request_number} 当前状态：{status_label}{unit}。"

@@ -54,3 +54,46 @@ async def test_locksmith_is_referred_to_a_provider_without_an_order(service, con
     assert "开锁" in text and "电话" in text, text
     assert result["request_number"] is None
     assert await conn.fetchval("SELECT count(*) FROM work_orders") == 0
+
+
+async def test_an_unsure_base_offers_its_candidates_and_the_citizen_picks(service, conn):
+    question = "社保卡丢了怎么补办"
+    retrieval = service.ctx.kb.ask(question, service.ctx.clock.now().date())
+    # the demo base holds both 社保卡 and 医保卡 entries: close, and not sure which
+    assert retrieval.answer is None and retrieval.confidence >= 0.3
+    offered = [c.entry.id for c in retrieval.candidates[:3]]
+    assert "faq-0048" in offered  # 社保卡丢了怎么挂失补办？
+
+    client = ChatClient(service.url)
+    result = await client.say(question)
+    text = "\n".join(result["replies"])
+    assert demo_entry("faq-0048")["question"] in text and "都不是" in text
+    picked = await client.say(f"第{offered.index('faq-0048') + 1}个")
+    assert picked["replies"][0] == demo_entry("faq-0048")["answer"]
+    await client.say("是")
+    row = await conn.fetchrow("SELECT entry_id, helpful, question FROM kb_feedback")
+    assert tuple(row) == ("faq-0048", True, question)
+    assert await conn.fetchval("SELECT count(*) FROM work_orders") == 0
+
+    # none of them: what was asked goes on as a request (the draft asks for a phone)
+    other = ChatClient(service.url)
+    await other.say(question)
+    filed = await other.say("都不是")
+    assert not any(demo_entry("faq-0048")["answer"] == r for r in filed["replies"])
+    convo = await conn.fetchval(
+        "SELECT dialogue FROM conversations WHERE id = $1", filed["conversation_id"]
+    )
+    assert convo["state"] in ("await_phone", "await_location", "await_confirm"), convo
+    assert convo["draft"]["content"] == question
+
+    # something else entirely is handled as a new message, and 取消 just cancels
+    third = ChatClient(service.url)
+    await third.say(question)
+    cancelled = await third.say("取消")
+    assert (
+        await conn.fetchval(
+            "SELECT dialogue->>'state' FROM conversations WHERE id = $1",
+            cancelled["conversation_id"],
+        )
+        == "idle"
+    )
