@@ -89,6 +89,8 @@ async def build_context(
         desk=desk,
     )
     desk.supervision.notifier = context.notify  # texts to units go out like every other SMS
+    desk.extra_handlers.update(context.notify.handlers())
+    await context.notify.ensure_recurring()
     revisit = revisits.for_context(context)
     desk.extra_handlers.update(revisit.handlers())
     conversation.revisits = revisit  # web citizens answer the revisit in their chat

@@ -152,8 +152,10 @@ async def _scheduler(args: argparse.Namespace) -> dict:
             desk = await build_desk(
                 settings, pool, clock, load_units(settings.units_file), notifier
             )
+            desk.extra_handlers.update(notifier.handlers())
             scheduler = desk.scheduler(settings)
             await desk.supervision.ensure_recurring()
+            await notifier.ensure_recurring()
             if args.once:
                 report = await scheduler.run_once()
                 return {"worker": scheduler.worker_id, **report.__dict__, "ran": report.ran}

@@ -16,8 +16,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from datetime import timedelta
 
 import aiohttp
 import asyncpg
@@ -28,14 +29,36 @@ from twilio.rest import Client
 from services import phone_numbers
 from services.clock import Clock
 from services.config import Settings
+from services.scheduler import Job, Later
 from services.sms_text import segments, split_message
-from services.storage import outbound
+from services.storage import jobs, outbound
 from services.storage.outbound import NewOutbound
 
 log = logging.getLogger(__name__)
 
 # Twilio error 21610: the recipient has replied STOP to our number at the carrier.
 TWILIO_UNSUBSCRIBED = 21610
+
+
+# Twilio error 20429: too many requests.
+TWILIO_TOO_MANY = 20429
+RETRY_JOB = "outbound_retry"
+RETRY_EVERY = timedelta(seconds=30)
+RETRY_FIRST = timedelta(minutes=1)
+RETRY_LONGEST = timedelta(hours=1)
+RETRY_MAX = 10
+RETRY_FOR = timedelta(days=1)
+
+
+@dataclass
+class Sent:
+    """What the provider did with one message; `passing` when a later try may succeed."""
+
+    status: str
+    sid: str | None = None
+    provider_status: str | None = None
+    error: str | None = None
+    passing: bool = False
 
 
 class InvalidRecipient(ValueError):
@@ -164,39 +187,100 @@ class Notifier:
                         log.warning("SMS to %s not sent: Twilio is not configured", number)
                     return OutboundResult(status, number, message_ids=ids)
         result = OutboundResult("sent", number, message_ids=ids)
+        retry_at = None  # set when a part failed for a passing reason: it and the rest wait
         for message_id, row in zip(ids, rows, strict=True):
             if result.status != "sent":
                 # the rest of a long text makes no sense without the part that failed
                 async with self.pool.acquire() as conn:
                     await outbound.set_status(
-                        conn, message_id, "failed", self.clock.now(), error="an earlier part failed"
+                        conn,
+                        message_id,
+                        "failed",
+                        self.clock.now(),
+                        error="an earlier part failed",
+                        retry_at=retry_at,
                     )
                 continue
-            status, sid, provider_status, error = await self._create(number, row.body)
+            sent = await self._create(number, row.body)
+            if sent.passing:
+                retry_at = self.clock.now() + RETRY_FIRST
             async with self.pool.acquire() as conn, conn.transaction():
-                if status == "opted_out":
+                if sent.status == "opted_out":
                     await outbound.record_consent(
                         conn, number, "opt_out", f"twilio:{TWILIO_UNSUBSCRIBED}", None, now
                     )
                 await outbound.set_status(
                     conn,
                     message_id,
-                    status,
+                    sent.status,
                     self.clock.now(),
-                    provider_id=sid,
-                    provider_status=provider_status,
-                    error=error,
+                    provider_id=sent.sid,
+                    provider_status=sent.provider_status,
+                    error=sent.error,
+                    retry_at=retry_at,
                 )
-            if sid:
-                result.provider_ids.append(sid)
-            if status != "sent":
-                result.status, result.error = status, error
+            if sent.sid:
+                result.provider_ids.append(sent.sid)
+            if sent.status != "sent":
+                result.status, result.error = sent.status, sent.error
         return result
 
-    async def _create(
-        self, number: str, body: str
-    ) -> tuple[str, str | None, str | None, str | None]:
-        """(status, MessageSid, Twilio's status, error) for one message."""
+    # -- sending again what failed for a passing reason ---------------------------------------
+
+    def handlers(self) -> dict[str, Callable[[Job], Awaitable[Later | None]]]:
+        return {RETRY_JOB: self.retry_due}
+
+    async def ensure_recurring(self) -> None:
+        async with self.pool.acquire() as conn:
+            await jobs.enqueue(
+                conn, RETRY_JOB, {}, self.clock.now(), dedupe_key=RETRY_JOB, max_attempts=1_000_000
+            )
+
+    async def retry_due(self, job: Job | None = None) -> Later:
+        """Send again the SMS whose time has come, in the order they were written; a text
+        whose part fails again holds back its later parts. Gives up after RETRY_MAX tries or
+        a day, leaving the message failed."""
+        now = self.clock.now()
+        if not self.configured:
+            return Later(now + RETRY_EVERY, reset_attempts=True)
+        async with self.pool.acquire() as conn:
+            due = await outbound.due_retries(conn, now, 100)
+        held_back: set[str] = set()
+        for item in due:
+            if item.recipient in held_back:
+                continue
+            async with self.pool.acquire() as conn, conn.transaction():
+                if not await outbound.lock_retry(conn, item.id):
+                    continue
+                if await outbound.is_opted_out(conn, item.recipient):
+                    await outbound.set_status(conn, item.id, "opted_out", self.clock.now())
+                    continue
+                sent = await self._create(item.recipient, item.body)
+                at = self.clock.now()
+                retries = item.retries + 1
+                if sent.passing and retries < RETRY_MAX and at - item.created_at < RETRY_FOR:
+                    pause = min(RETRY_FIRST * 2**retries, RETRY_LONGEST)
+                    await outbound.retry_later(conn, item.id, retries, at + pause, sent.error, at)
+                    held_back.add(item.recipient)
+                    continue
+                await outbound.retry_later(conn, item.id, retries, None, sent.error or "", at)
+                await outbound.set_status(
+                    conn,
+                    item.id,
+                    sent.status,
+                    at,
+                    provider_id=sent.sid,
+                    provider_status=sent.provider_status,
+                    error=sent.error,
+                )
+                if sent.status != "sent":
+                    held_back.add(item.recipient)
+                else:
+                    log.info("SMS %d to %s sent on try %d", item.id, item.recipient, retries + 1)
+        return Later(self.clock.now() + RETRY_EVERY, reset_attempts=True)
+
+    async def _create(self, number: str, body: str) -> Sent:
+        """What Twilio did with one message."""
         callback = (
             f"{self.settings.public_url}/twilio/sms/status" if self.settings.public_url else None
         )
@@ -211,11 +295,15 @@ class Notifier:
         except TwilioRestException as exc:
             log.warning("Twilio refused an SMS to %s: %s %s", number, exc.code, exc.msg)
             status = "opted_out" if exc.code == TWILIO_UNSUBSCRIBED else "failed"
-            return status, None, None, f"twilio {exc.code}: {exc.msg}"
+            # its own trouble (5xx) or too many at once (429): the same text may go later
+            passing = exc.status >= 500 or exc.status == 429 or exc.code == TWILIO_TOO_MANY
+            return Sent(
+                status, error=f"twilio {exc.code or exc.status}: {exc.msg}", passing=passing
+            )
         except (TimeoutError, TwilioException, aiohttp.ClientError, OSError) as exc:
             log.warning("SMS to %s failed: %r", number, exc)
-            return "failed", None, None, f"{type(exc).__name__}: {exc}"
-        return "sent", message.sid, message.status, None
+            return Sent("failed", error=f"{type(exc).__name__}: {exc}", passing=True)
+        return Sent("sent", message.sid, message.status)
 
     async def place_call(
         self,

@@ -84,15 +84,72 @@ async def set_status(
     provider_id: str | None = None,
     provider_status: str | None = None,
     error: str | None = None,
+    retry_at: datetime | None = None,
 ) -> None:
+    """The sender's verdict on one message; `retry_at` when it is to be sent again then."""
     await conn.execute(
         """UPDATE outbound_messages SET status = $2, provider_id = COALESCE($3, provider_id),
-               provider_status = COALESCE($4, provider_status), error = $5, updated_at = $6
+               provider_status = COALESCE($4, provider_status), error = $5, updated_at = $6,
+               retry_at = $7
            WHERE id = $1""",
         message_id,
         status,
         provider_id,
         provider_status,
+        error,
+        at,
+        retry_at,
+    )
+
+
+@dataclass
+class Retry:
+    id: int
+    recipient: str
+    body: str
+    retries: int
+    created_at: datetime
+
+
+async def due_retries(conn: asyncpg.Connection, now: datetime, limit: int) -> list[Retry]:
+    """Failed SMS waiting to be sent again, oldest first (the parts of a text in order)."""
+    rows = await conn.fetch(
+        """SELECT id, recipient, body, retries, created_at FROM outbound_messages
+           WHERE retry_at IS NOT NULL AND retry_at <= $1 AND status = 'failed'
+             AND channel = 'sms'
+           ORDER BY id LIMIT $2""",
+        now,
+        limit,
+    )
+    return [Retry(**dict(r)) for r in rows]
+
+
+async def lock_retry(conn: asyncpg.Connection, message_id: int) -> bool:
+    """Lock a message still waiting to be sent again (False: another worker has it, or it
+    was sent meanwhile). Call inside a transaction."""
+    found = await conn.fetchval(
+        """SELECT id FROM outbound_messages
+           WHERE id = $1 AND status = 'failed' AND retry_at IS NOT NULL
+           FOR UPDATE SKIP LOCKED""",
+        message_id,
+    )
+    return found is not None
+
+
+async def retry_later(
+    conn: asyncpg.Connection,
+    message_id: int,
+    retries: int,
+    retry_at: datetime | None,
+    error: str,
+    at: datetime,
+) -> None:
+    await conn.execute(
+        """UPDATE outbound_messages SET retries = $2, retry_at = $3, error = $4, updated_at = $5
+           WHERE id = $1""",
+        message_id,
+        retries,
+        retry_at,
         error,
         at,
     )

@@ -233,3 +233,53 @@ async def test_outbound_call_goes_through_the_rest_api_and_reports_back(
         stored = await conn.fetchrow("SELECT channel, status, purpose FROM outbound_messages")
     assert tuple(row) == ("13859902011", "ended", 42)
     assert tuple(stored) == ("voice", "sent", "revisit")
+
+
+async def test_a_text_that_failed_for_a_passing_reason_is_sent_again_in_order(
+    hotline, fake_twilio, clock
+):
+    notifier: Notifier = hotline.ctx.notify
+    long_text = "您反映的问题已由承办单位办理完毕，请留意回访。" * 20
+    parts = split_message(long_text, 300)
+    assert len(parts) > 1
+    fake_twilio.fail_next = 1  # Twilio answers 500 once: its trouble, not the text's
+    first = await notifier.send_sms("13859902011", long_text, "progress")
+    assert first.status == "failed" and fake_twilio.messages == []
+
+    await notifier.retry_due()  # not yet: the first pause is a minute
+    assert fake_twilio.messages == []
+    clock.advance(minutes=1)
+    fake_twilio.fail_next = 1  # and once more: the later parts wait behind the first
+    await notifier.retry_due()
+    assert fake_twilio.messages == []
+    clock.advance(minutes=2)
+    await notifier.retry_due()
+    assert [m["body"] for m in fake_twilio.messages] == parts  # every part, in order, once
+    await notifier.retry_due()
+    assert len(fake_twilio.messages) == len(parts)
+    async with hotline.ctx.pool.acquire() as conn:
+        rows = await conn.fetch(
+            "SELECT status, retries, retry_at FROM outbound_messages ORDER BY id"
+        )
+    assert [r["status"] for r in rows] == ["sent"] * len(parts)
+    assert rows[0]["retries"] == 2 and all(r["retry_at"] is None for r in rows)
+
+
+async def test_refusals_are_not_retried_and_retries_end(hotline, fake_twilio, clock):
+    notifier: Notifier = hotline.ctx.notify
+    fake_twilio.unsubscribed.add("+8613859902012")
+    await notifier.send_sms("13859902012", "通知", "progress")  # STOP at the carrier: final
+    fake_twilio.fail_next = 1_000
+    await notifier.send_sms("13859902013", "通知", "progress")
+    for _ in range(30):  # far more rounds than tries allowed
+        clock.advance(hours=1)
+        await notifier.retry_due()
+    async with hotline.ctx.pool.acquire() as conn:
+        rows = await conn.fetch(
+            "SELECT recipient, status, retries, retry_at FROM outbound_messages ORDER BY id"
+        )
+    assert [(r["status"], r["retries"], r["retry_at"]) for r in rows] == [
+        ("opted_out", 0, None),
+        ("failed", 10, None),  # sent again RETRY_MAX times, then it stays failed
+    ]
+    assert fake_twilio.messages == []
