@@ -31,7 +31,10 @@ from nlu.training_data import DATA_DIR, HELDOUT_FILE  # noqa: E402
 from services.config import Settings  # noqa: E402
 
 CONVERSATION_HELDOUT = DATA_DIR / "heldout_conversation.jsonl"
-CSV_FILES = [ROOT / "bench" / "data" / "teddy_style_a.csv", ROOT / "bench" / "data" / "teddy_style_b.csv"]
+CSV_FILES = [
+    ROOT / "bench" / "data" / "teddy_style_a.csv",
+    ROOT / "bench" / "data" / "teddy_style_b.csv",
+]
 
 _STARTUP = """
 import json, time
@@ -49,7 +52,14 @@ print(json.dumps({"startup_s": round(loaded, 2),
 
 
 def startup_in_fresh_process(env: dict[str, str]) -> dict:
-    done = subprocess.run([sys.executable, "-c", _STARTUP], cwd=ROOT, env=env, capture_output=True, text=True, check=True)
+    done = subprocess.run(
+        [sys.executable, "-c", _STARTUP],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
@@ -59,7 +69,11 @@ def bench_builtin(settings: Settings, env: dict[str, str]) -> dict:
     started = time.perf_counter()
     report = train_builtin_from_settings(settings)
     train_s = time.perf_counter() - started
-    out = {"train_s": round(train_s, 1), "train_examples": report.examples, "unit_threshold": round(report.unit_threshold, 4)}
+    out = {
+        "train_s": round(train_s, 1),
+        "train_examples": report.examples,
+        "unit_threshold": round(report.unit_threshold, 4),
+    }
     out.update(startup_in_fresh_process(env))
     engine = load_builtin(settings)
     out["heldout"] = evaluate_engine(engine, read_jsonl(HELDOUT_FILE))
@@ -92,9 +106,16 @@ def bench_rasa(settings: Settings, models: Path) -> dict:
         return {"available": False, "reason": f"no Rasa virtualenv (bash .ci/rasa-setup): {exc}"}
     started = time.perf_counter()
     trained = ensure_trained(settings.rasa_venv, models, log=lambda *a: None)
-    out: dict = {"available": True, "train_or_check_s": round(time.perf_counter() - started, 1),
-                 "train_s": trained.seconds, "model_mb": trained.megabytes}
-    urls = {"intents": f"http://127.0.0.1:{_free_port()}", "routing": f"http://127.0.0.1:{_free_port()}"}
+    out: dict = {
+        "available": True,
+        "train_or_check_s": round(time.perf_counter() - started, 1),
+        "train_s": trained.seconds,
+        "model_mb": trained.megabytes,
+    }
+    urls = {
+        "intents": f"http://127.0.0.1:{_free_port()}",
+        "routing": f"http://127.0.0.1:{_free_port()}",
+    }
     servers = serve_models(settings.rasa_venv, trained, urls, log_dir=models)
     try:
         out["servers_ready_s"] = max(s.ready_seconds or 0 for s in servers)
@@ -149,16 +170,27 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rasa", action="store_true", help="also measure the Rasa engine")
     parser.add_argument("--out", default=str(ROOT / "bench" / "results" / "nlu.json"))
-    parser.add_argument("--data-dir", default=os.environ.get("HOTLINE_DATA_DIR", str(ROOT / "var" / "bench")))
-    parser.add_argument("--rasa-models", help="trained Rasa models to use (default: <data-dir>/models/rasa; trained there when missing)")
+    parser.add_argument(
+        "--data-dir", default=os.environ.get("HOTLINE_DATA_DIR", str(ROOT / "var" / "bench"))
+    )
+    parser.add_argument(
+        "--rasa-models",
+        help="trained Rasa models to use (default: <data-dir>/models/rasa; trained there when missing)",
+    )
     args = parser.parse_args()
 
     env = dict(os.environ, HOTLINE_DATA_DIR=args.data_dir)
     settings = Settings.from_env(env)
-    results = {"machine": {"cores": os.cpu_count(), "load_average_before": os.getloadavg()},
-               "builtin": bench_builtin(settings, env)}
+    results = {
+        "machine": {"cores": os.cpu_count(), "load_average_before": os.getloadavg()},
+        "builtin": bench_builtin(settings, env),
+    }
     rasa_models = Path(args.rasa_models) if args.rasa_models else settings.rasa_dir
-    results["rasa"] = bench_rasa(settings, rasa_models) if args.rasa else {"available": False, "reason": "not requested (--rasa)"}
+    results["rasa"] = (
+        bench_rasa(settings, rasa_models)
+        if args.rasa
+        else {"available": False, "reason": "not requested (--rasa)"}
+    )
     results["csv_7class"] = bench_csv(settings)
     results["machine"]["load_average_after"] = os.getloadavg()
 
@@ -170,17 +202,34 @@ def main() -> int:
 
 
 def print_table(results: dict) -> None:
-    keys = ["unit_top1", "unit_top3", "intent_accuracy", "abstain_rate", "accuracy_when_answered", "p50_ms", "p99_ms"]
+    keys = [
+        "unit_top1",
+        "unit_top3",
+        "intent_accuracy",
+        "abstain_rate",
+        "accuracy_when_answered",
+        "p50_ms",
+        "p99_ms",
+    ]
     engines = {name: results[name] for name in ("builtin", "rasa") if results[name].get("heldout")}
     print(f"{'held-out (640 msgs)':28}" + "".join(f"{name:>12}" for name in engines))
     for key in keys:
         print(f"{key:28}" + "".join(f"{str(e['heldout'][key]):>12}" for e in engines.values()))
-    print(f"{'conversation intent acc.':28}" + "".join(f"{str(e['heldout_conversation']['intent_accuracy']):>12}" for e in engines.values()))
+    print(
+        f"{'conversation intent acc.':28}"
+        + "".join(
+            f"{str(e['heldout_conversation']['intent_accuracy']):>12}" for e in engines.values()
+        )
+    )
     b = results["builtin"]
-    print(f"\nbuilt-in: start-up {b['startup_s']} s, RSS {b['rss_mb']} MB, training {b['train_s']} s")
+    print(
+        f"\nbuilt-in: start-up {b['startup_s']} s, RSS {b['rss_mb']} MB, training {b['train_s']} s"
+    )
     r = results["rasa"]
     if r.get("heldout"):
-        print(f"rasa: servers ready {r['servers_ready_s']} s, RSS {r['servers_rss_mb']} MB, training {r['train_s']} s")
+        print(
+            f"rasa: servers ready {r['servers_ready_s']} s, RSS {r['servers_rss_mb']} MB, training {r['train_s']} s"
+        )
     else:
         print(f"rasa: not measured ({r.get('reason')})")
     c = results["csv_7class"]

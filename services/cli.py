@@ -21,9 +21,16 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from services.app import create_app
 
     base = settings_from_env()
-    settings = base.with_overrides(host=args.host or base.host, port=base.port if args.port is None else args.port)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    print(f"12345 hotline: starting on http://{settings.host}:{settings.port}/ (data in {settings.data_dir})", flush=True)
+    settings = base.with_overrides(
+        host=args.host or base.host, port=base.port if args.port is None else args.port
+    )
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    print(
+        f"12345 hotline: starting on http://{settings.host}:{settings.port}/ (data in {settings.data_dir})",
+        flush=True,
+    )
     try:
         web.run_app(create_app(settings), host=settings.host, port=settings.port, print=None)
     except (UnitDirectoryError, OSError, asyncpg.PostgresError) as exc:
@@ -32,7 +39,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="hotline", description="12345 citizen service hotline backend")
+    parser = argparse.ArgumentParser(
+        prog="hotline", description="12345 citizen service hotline backend"
+    )
     sub = parser.add_subparsers(dest="command", required=True)
 
     serve = sub.add_parser("serve", help="start the service")

@@ -79,7 +79,9 @@ def cmd_eval_csv(args: argparse.Namespace) -> int:
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    nlu = sub.add_parser("nlu", help="train and evaluate the NLU").add_subparsers(dest="nlu_command", required=True)
+    nlu = sub.add_parser("nlu", help="train and evaluate the NLU").add_subparsers(
+        dest="nlu_command", required=True
+    )
 
     train = nlu.add_parser("train", help="train the built-in engine from the project data")
     train.add_argument("--json", action="store_true")
@@ -91,7 +93,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     ev.add_argument("--json", action="store_true")
     ev.set_defaults(func=cmd_eval)
 
-    ev_csv = nlu.add_parser("eval-csv", help="train the classifier on one labelled CSV, score it on another")
+    ev_csv = nlu.add_parser(
+        "eval-csv", help="train the classifier on one labelled CSV, score it on another"
+    )
     ev_csv.add_argument("--train", required=True)
     ev_csv.add_argument("--test", required=True)
     ev_csv.add_argument("--text-col", required=True)

@@ -27,7 +27,11 @@ def test_emergencies_are_recognised_with_the_right_number(nlu_engine, text, numb
 
 @pytest.mark.parametrize(
     "text",
-    ["上次燃气公司来安检的师傅说要换管子，这个费用谁出", "小区消防通道被车堵死了好几天", "我们楼下饭店油烟太大了"],
+    [
+        "上次燃气公司来安检的师傅说要换管子，这个费用谁出",
+        "小区消防通道被车堵死了好几天",
+        "我们楼下饭店油烟太大了",
+    ],
 )
 def test_routine_matters_with_emergency_words_are_not_emergencies(nlu_engine, text):
     assert nlu_engine.parse(text).emergency is None
@@ -72,8 +76,13 @@ def test_entities():
         "13859901234",
     ]
     assert find_phones("订单号20261123000012345") == []
-    assert find_request_numbers("编号20261123-0042和202611230043") == ["20261123-0042", "20261123-0043"]
-    assert "昨天" in find_times("昨天晚上10点半开始吵") and any("10点半" in t for t in find_times("昨天晚上10点半开始吵"))
+    assert find_request_numbers("编号20261123-0042和202611230043") == [
+        "20261123-0042",
+        "20261123-0043",
+    ]
+    assert "昨天" in find_times("昨天晚上10点半开始吵") and any(
+        "10点半" in t for t in find_times("昨天晚上10点半开始吵")
+    )
 
 
 def test_address_names_the_territorial_unit(nlu_engine):
