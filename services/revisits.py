@@ -78,10 +78,13 @@ def sms_question(request_number: str) -> str:
     return "【12345回访】" + chat_question(request_number)
 
 
-def _thanks(outcome: str) -> str:
+async def _thanks(conn: asyncpg.Connection, row: asyncpg.Record, outcome: str) -> str:
+    """Naming the order: a citizen may have more than one revisit open."""
+    order = await work_orders.by_id(conn, row["work_order_id"])
+    which = f"（工单{order['request_number']}）" if order is not None else ""
     if outcome == "dissatisfied":
-        return "感谢您的反馈，我们已将您的意见转交承办单位重新办理，并将跟踪督办。"
-    return "感谢您对12345热线工作的评价！"
+        return f"感谢您的反馈{which}，我们已将您的意见转交承办单位重新办理，并将跟踪督办。"
+    return f"感谢您对12345热线工作的评价{which}！"
 
 
 @dataclass(frozen=True)
@@ -489,7 +492,7 @@ class RevisitService:
             if row is None:
                 return None
             await self.finish(conn, row, outcome, comment, self.clock.now())
-        return _thanks(outcome)
+            return await _thanks(conn, row, outcome)
 
     async def answer_in_chat(
         self, conn: asyncpg.Connection, revisit_id: int, text: str
@@ -505,7 +508,7 @@ class RevisitService:
             return ChatAnswer(waiting=False)
         outcome, comment = parsed
         await self.finish(conn, row, outcome, comment, self.clock.now())
-        return ChatAnswer(waiting=False, reply=_thanks(outcome))
+        return ChatAnswer(waiting=False, reply=await _thanks(conn, row, outcome))
 
 
 def _current_call(row: asyncpg.Record | None, call_sid: str | None) -> bool:

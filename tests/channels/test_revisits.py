@@ -582,11 +582,13 @@ async def test_two_questions_in_one_chat_are_answered_newest_first(web_rig: Rig)
     questions = [m["text"] for m in await chat.history() if "请回复数字评价" in m["text"]]
     assert len(questions) == 2 and smoke in questions[0] and noise in questions[1]
 
-    await chat.say("3 还是很吵")
+    first = await chat.say("3 还是很吵")
     assert (await order_row(rig.svc, noise))["status"] == "signed"
     assert (await order_row(rig.svc, smoke))["status"] == "resolved"
-    await chat.say("1")
+    assert noise in "".join(first["replies"])  # the thanks says which order it was for
+    second = await chat.say("1")
     assert (await order_row(rig.svc, smoke))["status"] == "closed"
+    assert smoke in "".join(second["replies"])
     assert (await rig.revisit_of(noise))["comment"] == "还是很吵"
 
 
@@ -611,7 +613,7 @@ async def test_web_revisit_waits_for_allowed_hours_and_1_closes(web_rig: Rig):
     assert question in asked["text"] and number in asked["text"]
 
     reply = await chat.say("1")
-    assert reply["replies"] == ["感谢您对12345热线工作的评价！"]
+    assert reply["replies"] == [f"感谢您对12345热线工作的评价（工单{number}）！"]
     order = await order_row(rig.svc, number)
     assert order["status"] == "closed"
     assert (await event_kinds(rig.svc, order["id"]))[-1] == "revisit_satisfied"
