@@ -26,24 +26,13 @@ from typing import Any, Literal
 from pydantic import BaseModel, ValidationError
 
 from knowledgebase.models import FaqEntry, Provider
+from knowledgebase.store import ENTRY_FIELDS, PROVIDER_FIELDS
 
 Kind = Literal["entries", "providers"]
 FORMATS = ("jsonl", "csv", "xlsx")
 MAX_ROWS = 100_000
 MAX_ERRORS_SHOWN = 200
 
-ENTRY_COLUMNS = (
-    "id",
-    "question",
-    "alternatives",
-    "answer",
-    "unit",
-    "tags",
-    "valid_from",
-    "valid_until",
-    "status",
-)
-PROVIDER_COLUMNS = ("id", "name", "category", "phone", "area", "hours", "keywords", "active")
 LIST_FIELDS = {"alternatives", "tags", "keywords"}
 
 HEADER_ALIASES = {
@@ -352,7 +341,7 @@ def parse(
         raise ImportFileError("the file has no records")
     kind = kind or _kind_of(keys)
     model: type[BaseModel] = FaqEntry if kind == "entries" else Provider
-    known = set(ENTRY_COLUMNS if kind == "entries" else PROVIDER_COLUMNS)
+    known = set(ENTRY_FIELDS if kind == "entries" else PROVIDER_FIELDS)
     if tabular:
         # spreadsheets often carry notes columns: say they were ignored instead of failing
         ignored = sorted(keys - known)
@@ -418,7 +407,7 @@ def _row_values(item: BaseModel, columns: tuple[str, ...], tabular: bool) -> lis
 
 
 def export(items: list[BaseModel], kind: Kind, fmt: str) -> bytes:
-    columns = ENTRY_COLUMNS if kind == "entries" else PROVIDER_COLUMNS
+    columns = ENTRY_FIELDS if kind == "entries" else PROVIDER_FIELDS
     if fmt == "jsonl":
         lines = [json.dumps(i.model_dump(mode="json"), ensure_ascii=False) for i in items]
         return ("\n".join(lines) + "\n").encode("utf-8") if lines else b""

@@ -381,7 +381,8 @@ async def latest_calibration(conn: asyncpg.Connection, signature: str) -> asyncp
 
 # -- providers -----------------------------------------------------------------------------------
 
-_PROVIDER_COLUMNS = "id, name, category, phone, area, hours, keywords, active"
+PROVIDER_FIELDS = ("id", "name", "category", "phone", "area", "hours", "keywords", "active")
+_PROVIDER_COLUMNS = ", ".join(PROVIDER_FIELDS)
 
 
 async def save_providers(conn: asyncpg.Connection, providers: list[Provider], at: datetime) -> None:
