@@ -16,9 +16,10 @@ from twilio.twiml.voice_response import Gather, VoiceResponse
 
 from channels.speech import normalize_speech
 from channels.twilio_voice import SAY
-from channels.twilio_webhooks import Rejected, TwilioWebhook, twilio_endpoint, twiml
+from channels.twilio_webhooks import TwilioWebhook, twilio_endpoint, twiml
 from nlu.rules import rating as parse_rating
 from services import revisits
+from services.api_common import json_exception
 from services.context import context_of
 from services.storage import revisits as store
 from services.storage import work_orders
@@ -38,7 +39,7 @@ def _revisit_id(request: web.Request) -> int:
     try:
         return int(request.match_info["revisit_id"])
     except ValueError as exc:
-        raise Rejected(404, "not_found", "no such revisit") from exc
+        raise json_exception(404, "not_found", "no such revisit") from exc
 
 
 def _ask(gather: Gather, question: str, otherwise: str | None = None) -> web.Response:

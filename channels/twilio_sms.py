@@ -17,8 +17,9 @@ import re
 from aiohttp import web
 from twilio.twiml.messaging_response import MessagingResponse
 
-from channels.twilio_webhooks import Rejected, TwilioWebhook, twilio_endpoint, twiml
+from channels.twilio_webhooks import TwilioWebhook, twilio_endpoint, twiml
 from services import phone_numbers, revisits
+from services.api_common import json_exception
 from services.context import context_of
 from services.conversation import Inbound, InvalidMessage
 from services.sms_text import split_message
@@ -84,7 +85,7 @@ async def inbound_sms(request: web.Request, hook: TwilioWebhook) -> web.Response
     action = keyword(body)
     if action is not None:
         if phone is None:
-            raise Rejected(400, "bad_from", "From is not a phone number")
+            raise json_exception(400, "bad_from", "From is not a phone number")
         async with ctx.pool.acquire() as conn:
             await outbound.record_consent(conn, phone, action, body, sid, ctx.clock.now())
         text = OPTED_OUT_TEXT if action == "opt_out" else OPTED_IN_TEXT

@@ -36,9 +36,10 @@ from aiohttp import web
 from twilio.twiml.voice_response import Gather, VoiceResponse
 
 from channels.speech import normalize_speech
-from channels.twilio_webhooks import Rejected, TwilioWebhook, twilio_endpoint, twiml
+from channels.twilio_webhooks import TwilioWebhook, twilio_endpoint, twiml
 from nlu.emergency import EMERGENCY_LABELS
 from services import call_transcript, phone_numbers, replies
+from services.api_common import json_exception
 from services.call_transcript import Utterance
 from services.context import CONTEXT, Context
 from services.conversation import Inbound, InvalidMessage, TurnResult
@@ -392,7 +393,7 @@ def _float(raw: str | None) -> float | None:
 def _turn(request: web.Request) -> int:
     raw = request.query.get("turn", "")
     if not raw.isdigit() or not 0 < int(raw) < 10_000:
-        raise Rejected(400, "bad_turn", "turn must be a positive number")
+        raise json_exception(400, "bad_turn", "turn must be a positive number")
     return int(raw)
 
 
@@ -481,10 +482,10 @@ def _transcript(raw: str | None) -> str:
     try:
         data = json.loads(raw or "")
     except ValueError as exc:
-        raise Rejected(400, "bad_transcription", "TranscriptionData is not JSON") from exc
+        raise json_exception(400, "bad_transcription", "TranscriptionData is not JSON") from exc
     text = data.get("transcript") if isinstance(data, dict) else None
     if not isinstance(text, str):
-        raise Rejected(400, "bad_transcription", "TranscriptionData has no transcript")
+        raise json_exception(400, "bad_transcription", "TranscriptionData has no transcript")
     return text
 
 
@@ -506,7 +507,7 @@ async def transcription(request: web.Request, hook: TwilioWebhook) -> web.Respon
     track = hook.require("Track")
     speaker = _SPEAKER.get(track)
     if speaker is None:
-        raise Rejected(400, "bad_track", f"unknown track {track!r}")
+        raise json_exception(400, "bad_track", f"unknown track {track!r}")
     text = normalize_speech(_transcript(hook.get("TranscriptionData"))).strip()
     if text:
         key = f"{hook.require('TranscriptionSid')}:{hook.require('SequenceId')}"

@@ -17,22 +17,14 @@ from aiohttp import web
 from multidict import MultiDict, MultiDictProxy
 from twilio.request_validator import RequestValidator
 
+from services.api_common import json_exception
 from services.config import Settings
 from services.context import context_of
-from services.http_errors import json_error
 
 log = logging.getLogger(__name__)
 
 FORM = "application/x-www-form-urlencoded"
 MAX_FIELDS = 200  # Twilio sends a few dozen
-
-
-class Rejected(Exception):
-    def __init__(self, status: int, code: str, reason: str) -> None:
-        super().__init__(reason)
-        self.status = status
-        self.code = code
-        self.reason = reason
 
 
 @dataclass
@@ -47,7 +39,7 @@ class TwilioWebhook:
     def require(self, name: str) -> str:
         value = self.get(name)
         if value is None:
-            raise Rejected(400, "missing_field", f"the webhook has no {name}")
+            raise json_exception(400, "missing_field", f"the webhook has no {name}")
         return value
 
 
@@ -69,18 +61,18 @@ def parse_form(raw: bytes) -> MultiDictProxy[str]:
             max_num_fields=MAX_FIELDS,
         )
     except UnicodeDecodeError as exc:
-        raise Rejected(400, "bad_encoding", "the form body is not valid UTF-8") from exc
+        raise json_exception(400, "bad_encoding", "the form body is not valid UTF-8") from exc
     except ValueError as exc:
-        raise Rejected(400, "bad_form", f"the body is not a valid form: {exc}") from exc
+        raise json_exception(400, "bad_form", f"the body is not a valid form: {exc}") from exc
     return MultiDictProxy(MultiDict(pairs))
 
 
 async def read_webhook(request: web.Request) -> TwilioWebhook:
     settings = context_of(request).settings
     if not settings.twilio_auth_token:
-        raise Rejected(503, "not_configured", "Twilio is not configured on this service")
+        raise json_exception(503, "not_configured", "Twilio is not configured on this service")
     if request.content_type != FORM:
-        raise Rejected(400, "bad_form", f"a Twilio webhook is a {FORM} POST")
+        raise json_exception(400, "bad_form", f"a Twilio webhook is a {FORM} POST")
     params = parse_form(await request.read())  # over max_body_bytes: 413 from aiohttp
     url = public_url(request, settings)
     signature = request.headers.get("X-Twilio-Signature", "")
@@ -88,10 +80,10 @@ async def read_webhook(request: web.Request) -> TwilioWebhook:
         url, params, signature
     ):
         log.warning("refused a Twilio webhook with a bad signature: %s", request.path_qs)
-        raise Rejected(403, "bad_signature", "X-Twilio-Signature does not match this request")
+        raise json_exception(403, "bad_signature", "X-Twilio-Signature does not match this request")
     account = params.get("AccountSid")
     if settings.twilio_account_sid and account and account != settings.twilio_account_sid:
-        raise Rejected(403, "wrong_account", "the webhook is for another Twilio account")
+        raise json_exception(403, "wrong_account", "the webhook is for another Twilio account")
     return TwilioWebhook(params, url)
 
 
@@ -99,13 +91,10 @@ Handler = Callable[[web.Request, TwilioWebhook], Awaitable[web.StreamResponse]]
 
 
 def twilio_endpoint(handler: Handler) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
-    """An aiohttp handler that gets a checked webhook; refusals become JSON errors."""
+    """An aiohttp handler that gets a checked webhook (a refusal is a JSON error)."""
 
     async def endpoint(request: web.Request) -> web.StreamResponse:
-        try:
-            return await handler(request, await read_webhook(request))
-        except Rejected as exc:
-            return json_error(exc.status, exc.code, exc.reason)
+        return await handler(request, await read_webhook(request))
 
     return endpoint
 

@@ -36,9 +36,9 @@ from wechatpy.utils import check_signature
 
 from channels.speech import normalize_speech
 from services import revisits
+from services.api_common import json_exception
 from services.context import CONTEXT, Context
 from services.conversation import Inbound, InvalidMessage, TurnResult
-from services.http_errors import json_error
 
 log = logging.getLogger(__name__)
 
@@ -59,14 +59,6 @@ NO_RECOGNITION = "抱歉，没有识别出这段语音的内容，请再说一�
 TOO_LONG = "消息太长了，请分几次发送，每条不超过{n}个字。"
 TROUBLE = "抱歉，系统暂时无法处理您的消息，请稍后再试或拨打12345。"
 _DOCTYPE = re.compile(rb"<!(DOCTYPE|ENTITY)", re.IGNORECASE)
-
-
-class Refused(Exception):
-    def __init__(self, status: int, code: str, reason: str) -> None:
-        super().__init__(reason)
-        self.status = status
-        self.code = code
-        self.reason = reason
 
 
 @dataclass
@@ -98,18 +90,22 @@ class WeChatChannel:
         """The request's timestamp and nonce, once its signature is right."""
         token = self.settings.wechat_token
         if not token:
-            raise Refused(503, "not_configured", "WeChat is not configured on this service")
+            raise json_exception(503, "not_configured", "WeChat is not configured on this service")
         q = request.query
         signature, timestamp, nonce = q.get("signature"), q.get("timestamp"), q.get("nonce")
         if not (signature and timestamp and nonce):
-            raise Refused(403, "bad_signature", "signature, timestamp and nonce are required")
+            raise json_exception(
+                403, "bad_signature", "signature, timestamp and nonce are required"
+            )
         try:
             check_signature(token, signature, timestamp, nonce)
         except InvalidSignatureException as exc:
             log.warning("refused a WeChat request with a bad signature")
-            raise Refused(403, "bad_signature", "the signature does not match") from exc
+            raise json_exception(403, "bad_signature", "the signature does not match") from exc
         if not timestamp.isdigit() or abs(int(timestamp) - self.now()) > MAX_CLOCK_SKEW:
-            raise Refused(403, "stale", "the timestamp is too far from now (a replayed request?)")
+            raise json_exception(
+                403, "stale", "the timestamp is too far from now (a replayed request?)"
+            )
         return timestamp, nonce
 
     def now(self) -> int:
@@ -117,31 +113,31 @@ class WeChatChannel:
 
     def read_xml(self, request: web.Request, raw: bytes, timestamp: str, nonce: str) -> str:
         if not raw.strip():
-            raise Refused(400, "bad_xml", "the body is empty")
+            raise json_exception(400, "bad_xml", "the body is empty")
         if _DOCTYPE.search(raw):
-            raise Refused(400, "bad_xml", "a DOCTYPE or ENTITY is not accepted")
+            raise json_exception(400, "bad_xml", "a DOCTYPE or ENTITY is not accepted")
         try:
             text = raw.decode("utf-8")
         except UnicodeDecodeError as exc:
-            raise Refused(400, "bad_encoding", "the body is not valid UTF-8") from exc
+            raise json_exception(400, "bad_encoding", "the body is not valid UTF-8") from exc
         if request.query.get("encrypt_type", "raw") == "aes":
             if self.crypto is None:
-                raise Refused(503, "not_configured", "safe mode needs the EncodingAESKey")
+                raise json_exception(503, "not_configured", "safe mode needs the EncodingAESKey")
             msg_signature = request.query.get("msg_signature")
             if not msg_signature:
-                raise Refused(403, "bad_signature", "msg_signature is required in safe mode")
+                raise json_exception(403, "bad_signature", "msg_signature is required in safe mode")
             try:
                 return self.crypto.decrypt_message(text, msg_signature, timestamp, nonce)
             except InvalidSignatureException as exc:
-                raise Refused(403, "bad_signature", "msg_signature does not match") from exc
+                raise json_exception(403, "bad_signature", "msg_signature does not match") from exc
             except InvalidAppIdException as exc:
-                raise Refused(403, "wrong_app", "the message is for another app id") from exc
+                raise json_exception(403, "wrong_app", "the message is for another app id") from exc
             except Exception as exc:  # malformed XML, a missing Encrypt, bad base64 or padding
-                raise Refused(
+                raise json_exception(
                     400, "bad_xml", f"the encrypted body cannot be read: {exc!r}"
                 ) from exc
         if self.settings.wechat_effective_mode == "safe":
-            raise Refused(403, "plaintext_refused", "this account is in safe mode")
+            raise json_exception(403, "plaintext_refused", "this account is in safe mode")
         return text
 
     # -- replies -------------------------------------------------------------------------
@@ -255,24 +251,18 @@ class WeChatChannel:
     # -- webhooks ------------------------------------------------------------------------
 
     async def verify(self, request: web.Request) -> web.Response:
-        try:
-            self.check(request)
-        except Refused as exc:
-            return json_error(exc.status, exc.code, exc.reason)
+        self.check(request)
         return web.Response(text=request.query.get("echostr", ""), content_type="text/plain")
 
     async def receive(self, request: web.Request) -> web.Response:
+        timestamp, nonce = self.check(request)
+        xml = self.read_xml(request, await request.read(), timestamp, nonce)
         try:
-            timestamp, nonce = self.check(request)
-            xml = self.read_xml(request, await request.read(), timestamp, nonce)
-            try:
-                message = parse_message(xml)
-            except Exception as exc:  # xmltodict/expat errors, a missing MsgType
-                raise Refused(400, "bad_xml", f"the message cannot be read: {exc!r}") from exc
-            if message is None or not message.source:
-                raise Refused(400, "bad_xml", "the message has no FromUserName")
-        except Refused as exc:
-            return json_error(exc.status, exc.code, exc.reason)
+            message = parse_message(xml)
+        except Exception as exc:  # xmltodict/expat errors, a missing MsgType
+            raise json_exception(400, "bad_xml", f"the message cannot be read: {exc!r}") from exc
+        if message is None or not message.source:
+            raise json_exception(400, "bad_xml", "the message has no FromUserName")
         if isinstance(message, SubscribeEvent | SubscribeScanEvent):
             return self.reply(request, message, WELCOME, nonce)
         if isinstance(message, TextMessage):
