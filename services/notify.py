@@ -237,47 +237,53 @@ class Notifier:
             )
 
     async def retry_due(self, job: Job | None = None) -> Later:
-        """Send again the SMS whose time has come, in the order they were written; a text
-        whose part fails again holds back its later parts. Gives up after RETRY_MAX tries or
-        a day, leaving the message failed."""
+        """Send again the SMS whose time has come, each recipient's in the order they were
+        written (storage picks only the oldest waiting one per recipient, so a pass that
+        sends something is followed by another). Gives up after RETRY_MAX tries or a day,
+        leaving the message - and the rest of its text - failed."""
         now = self.clock.now()
         if not self.configured:
             return Later(now + RETRY_EVERY, reset_attempts=True)
-        async with self.pool.acquire() as conn:
-            due = await outbound.due_retries(conn, now, 100)
-        held_back: set[str] = set()
-        for item in due:
-            if item.recipient in held_back:
-                continue
-            async with self.pool.acquire() as conn, conn.transaction():
-                if not await outbound.lock_retry(conn, item.id):
-                    continue
-                if await outbound.is_opted_out(conn, item.recipient):
-                    await outbound.set_status(conn, item.id, "opted_out", self.clock.now())
-                    continue
-                sent = await self._create(item.recipient, item.body)
-                at = self.clock.now()
-                retries = item.retries + 1
-                if sent.passing and retries < RETRY_MAX and at - item.created_at < RETRY_FOR:
-                    pause = min(RETRY_FIRST * 2**retries, RETRY_LONGEST)
-                    await outbound.retry_later(conn, item.id, retries, at + pause, sent.error, at)
-                    held_back.add(item.recipient)
-                    continue
-                await outbound.retry_later(conn, item.id, retries, None, sent.error or "", at)
-                await outbound.set_status(
-                    conn,
-                    item.id,
-                    sent.status,
-                    at,
-                    provider_id=sent.sid,
-                    provider_status=sent.provider_status,
-                    error=sent.error,
-                )
-                if sent.status != "sent":
-                    held_back.add(item.recipient)
-                else:
-                    log.info("SMS %d to %s sent on try %d", item.id, item.recipient, retries + 1)
+        progressed = True
+        while progressed:
+            progressed = False
+            async with self.pool.acquire() as conn:
+                due = await outbound.due_retries(conn, self.clock.now(), 100)
+            for item in due:
+                progressed |= await self._retry_one(item)
         return Later(self.clock.now() + RETRY_EVERY, reset_attempts=True)
+
+    async def _retry_one(self, item: outbound.Retry) -> bool:
+        """One more try of one message; True when it went out."""
+        async with self.pool.acquire() as conn, conn.transaction():
+            if not await outbound.lock_retry(conn, item.id):
+                return False  # another worker has it
+            if await outbound.is_opted_out(conn, item.recipient):
+                await outbound.set_status(conn, item.id, "opted_out", self.clock.now())
+                await outbound.give_up_rest(conn, item.id, self.clock.now())
+                return False
+            sent = await self._create(item.recipient, item.body)
+            at = self.clock.now()
+            retries = item.retries + 1
+            if sent.passing and retries < RETRY_MAX and at - item.created_at < RETRY_FOR:
+                pause = min(RETRY_FIRST * 2**retries, RETRY_LONGEST)
+                await outbound.retry_later(conn, item.id, retries, at + pause, sent.error, at)
+                return False
+            await outbound.retry_later(conn, item.id, retries, None, sent.error or "", at)
+            await outbound.set_status(
+                conn,
+                item.id,
+                sent.status,
+                at,
+                provider_id=sent.sid,
+                provider_status=sent.provider_status,
+                error=sent.error,
+            )
+            if sent.status != "sent":
+                await outbound.give_up_rest(conn, item.id, at)
+                return False
+        log.info("SMS %d to %s sent on try %d", item.id, item.recipient, retries + 1)
+        return True
 
     async def _create(self, number: str, body: str) -> Sent:
         """What Twilio did with one message."""

@@ -112,16 +112,36 @@ class Retry:
 
 
 async def due_retries(conn: asyncpg.Connection, now: datetime, limit: int) -> list[Retry]:
-    """Failed SMS waiting to be sent again, oldest first (the parts of a text in order)."""
+    """Failed SMS whose time to be sent again has come, each the oldest still waiting for its
+    recipient: nothing overtakes an earlier message (or an earlier part of a long text)."""
     rows = await conn.fetch(
-        """SELECT id, recipient, body, retries, created_at FROM outbound_messages
+        """SELECT id, recipient, body, retries, created_at FROM outbound_messages m
            WHERE retry_at IS NOT NULL AND retry_at <= $1 AND status = 'failed'
              AND channel = 'sms'
+             AND NOT EXISTS (
+                 SELECT 1 FROM outbound_messages e
+                 WHERE e.channel = 'sms' AND e.recipient = m.recipient AND e.id < m.id
+                   AND e.status = 'failed' AND e.retry_at IS NOT NULL)
            ORDER BY id LIMIT $2""",
         now,
         limit,
     )
     return [Retry(**dict(r)) for r in rows]
+
+
+async def give_up_rest(conn: asyncpg.Connection, message_id: int, at: datetime) -> None:
+    """The later parts of a text whose part `message_id` will not be sent stop waiting: the
+    rest makes no sense without it."""
+    await conn.execute(
+        """UPDATE outbound_messages r SET retry_at = NULL, error = 'an earlier part failed',
+               updated_at = $2
+           FROM outbound_messages f
+           WHERE f.id = $1 AND r.channel = f.channel AND r.recipient = f.recipient
+             AND r.created_at = f.created_at AND r.parts = f.parts AND r.part > f.part
+             AND r.status = 'failed' AND r.retry_at IS NOT NULL""",
+        message_id,
+        at,
+    )
 
 
 async def lock_retry(conn: asyncpg.Connection, message_id: int) -> bool:

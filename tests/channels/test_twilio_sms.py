@@ -235,9 +235,22 @@ async def test_outbound_call_goes_through_the_rest_api_and_reports_back(
     assert tuple(stored) == ("voice", "sent", "revisit")
 
 
+@pytest.fixture
+async def quiet_hotline(channel_settings, clock, nlu_engine):
+    """The service without its background scheduler: the test runs the re-sending itself."""
+    from tests.conftest import start_service
+
+    settings = channel_settings.with_overrides(scheduler_enabled=False)
+    running = await start_service(settings, clock, nlu_engine)
+    yield running
+    await running.stop()
+    await running.ctx.pool.close()
+
+
 async def test_a_text_that_failed_for_a_passing_reason_is_sent_again_in_order(
-    hotline, fake_twilio, clock
+    quiet_hotline, fake_twilio, clock
 ):
+    hotline = quiet_hotline
     notifier: Notifier = hotline.ctx.notify
     long_text = "您反映的问题已由承办单位办理完毕，请留意回访。" * 20
     parts = split_message(long_text, 300)
@@ -252,7 +265,10 @@ async def test_a_text_that_failed_for_a_passing_reason_is_sent_again_in_order(
     fake_twilio.fail_next = 1  # and once more: the later parts wait behind the first
     await notifier.retry_due()
     assert fake_twilio.messages == []
-    clock.advance(minutes=2)
+    clock.advance(minutes=1)  # the later part is due again, the first (now 2 min) not yet
+    await notifier.retry_due()
+    assert fake_twilio.messages == []  # the later part does not overtake the first
+    clock.advance(minutes=1)
     await notifier.retry_due()
     assert [m["body"] for m in fake_twilio.messages] == parts  # every part, in order, once
     await notifier.retry_due()
@@ -265,7 +281,8 @@ async def test_a_text_that_failed_for_a_passing_reason_is_sent_again_in_order(
     assert rows[0]["retries"] == 2 and all(r["retry_at"] is None for r in rows)
 
 
-async def test_refusals_are_not_retried_and_retries_end(hotline, fake_twilio, clock):
+async def test_refusals_are_not_retried_and_retries_end(quiet_hotline, fake_twilio, clock):
+    hotline = quiet_hotline
     notifier: Notifier = hotline.ctx.notify
     fake_twilio.unsubscribed.add("+8613859902012")
     await notifier.send_sms("13859902012", "通知", "progress")  # STOP at the carrier: final
