@@ -28,7 +28,8 @@ class OnnxEmbedder:
         self.name = name
         self.query_prefix = query_prefix
         self.batch_size = batch_size
-        self.dim = int(self.encode(["维度"]).shape[1])
+        width = session.get_outputs()[0].shape[-1]  # static in the exported graph
+        self.dim = width if isinstance(width, int) else int(self.encode(["维度"]).shape[1])
 
     @classmethod
     def open(
