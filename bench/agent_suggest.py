@@ -32,10 +32,10 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from services import agent_suggest  # noqa: E402
-from services.clock import CHINA_TZ, FixedClock  # noqa: E402
+from services.agents import suggest as agent_suggest  # noqa: E402
+from services.cli.kb_tools import open_kb, temporary_database  # noqa: E402
 from services.config import Settings  # noqa: E402
-from services.kb_tools import open_kb, temporary_database  # noqa: E402
+from services.core.clock import CHINA_TZ, FixedClock  # noqa: E402
 from services.nlu_loading import load_embedder_from_settings  # noqa: E402
 
 PLACES = [

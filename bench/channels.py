@@ -27,9 +27,9 @@ sys.path.insert(0, str(ROOT))
 
 
 from services.app import build_context, create_app  # noqa: E402
-from services.clock import SystemClock  # noqa: E402
+from services.cli.kb_tools import temporary_database  # noqa: E402
 from services.config import Settings  # noqa: E402
-from services.kb_tools import temporary_database  # noqa: E402
+from services.core.clock import SystemClock  # noqa: E402
 from tests.fakes.loopback import serve_on_loopback  # noqa: E402
 from tests.fakes.twilio_api import FakeTwilio  # noqa: E402
 from tests.fakes.webhooks import Caller, Follower, Texter, TwilioWebhooks  # noqa: E402

@@ -36,14 +36,17 @@ import asyncpg
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from services import db  # noqa: E402
-from services import workorder_states as states  # noqa: E402
-from services.clock import CHINA_TZ, FixedClock  # noqa: E402
 from services.config import Settings  # noqa: E402
+from services.core.clock import CHINA_TZ, FixedClock  # noqa: E402
+from services.core.unit_directory import load_units, sync_units  # noqa: E402
 from services.desk import build_desk  # noqa: E402
-from services.storage import lights, work_orders  # noqa: E402
+from services.orders import states  # noqa: E402
+from services.storage import (  # noqa: E402
+    db,  # noqa: E402
+    lights,
+    work_orders,
+)
 from services.storage.work_orders import Actor, NewWorkOrder  # noqa: E402
-from services.units import load_units, sync_units  # noqa: E402
 
 RESULTS = ROOT / "bench" / "results" / "dispatch.json"
 T0 = datetime(2026, 11, 25, 11, 0, tzinfo=CHINA_TZ)  # a Wednesday
@@ -343,8 +346,8 @@ async def timed_scan(desk, clock: FixedClock, at: datetime) -> dict:  # noqa: AN
 
 
 async def run(args: argparse.Namespace) -> dict:
-    from services.timelimits import OrderClocks, TimeLimits
-    from services.workdays import WorkCalendar
+    from services.deadlines.timelimits import OrderClocks, TimeLimits
+    from services.deadlines.workdays import WorkCalendar
 
     rng = random.Random(12345)
     load_at_start = round(os.getloadavg()[0], 1)

@@ -43,8 +43,8 @@ from knowledgebase import store  # noqa: E402
 from knowledgebase.evaluation import LabelledQuery, evaluate, read_queries, score  # noqa: E402
 from knowledgebase.models import FaqEntry  # noqa: E402
 from knowledgebase.service import DEMO_FAQ, KnowledgeBase, read_jsonl  # noqa: E402
+from services.cli.kb_tools import open_kb, temporary_database  # noqa: E402
 from services.config import Settings  # noqa: E402
-from services.kb_tools import open_kb, temporary_database  # noqa: E402
 from services.nlu_loading import load_embedder_from_settings  # noqa: E402
 
 QUERIES = ROOT / "knowledgebase" / "data" / "eval_queries.jsonl"
@@ -295,7 +295,7 @@ async def run(args: argparse.Namespace) -> dict:
 
 
 def _now():  # noqa: ANN202
-    from services.clock import SystemClock
+    from services.core.clock import SystemClock
 
     return SystemClock().now()
 

@@ -18,9 +18,9 @@ from channels.speech import normalize_speech
 from channels.twilio_voice import SAY
 from channels.twilio_webhooks import TwilioWebhook, twilio_endpoint, twiml
 from nlu.rules import rating as parse_rating
-from services import revisits
-from services.api_common import json_exception
 from services.context import context_of
+from services.http.requests import json_exception
+from services.revisits import service as revisits
 from services.storage import revisits as store
 from services.storage import work_orders
 

@@ -18,11 +18,12 @@ from aiohttp import web
 from twilio.twiml.messaging_response import MessagingResponse
 
 from channels.twilio_webhooks import TwilioWebhook, twilio_endpoint, twiml
-from services import phone_numbers, revisits
-from services.api_common import json_exception
 from services.context import context_of
-from services.conversation import Inbound, InvalidMessage
-from services.sms_text import split_message
+from services.conversation.service import Inbound, InvalidMessage
+from services.core import phone_numbers
+from services.http.requests import json_exception
+from services.outbound.sms_text import split_message
+from services.revisits import service as revisits
 from services.storage import outbound
 
 CHANNEL = "sms"

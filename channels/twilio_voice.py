@@ -38,11 +38,12 @@ from twilio.twiml.voice_response import Gather, VoiceResponse
 from channels.speech import normalize_speech
 from channels.twilio_webhooks import TwilioWebhook, twilio_endpoint, twiml
 from nlu.emergency import EMERGENCY_LABELS
-from services import call_transcript, phone_numbers, replies
-from services.api_common import json_exception
-from services.call_transcript import Utterance
 from services.context import CONTEXT, Context
-from services.conversation import Inbound, InvalidMessage, TurnResult
+from services.conversation import call_transcript, replies
+from services.conversation.call_transcript import Utterance
+from services.conversation.service import Inbound, InvalidMessage, TurnResult
+from services.core import phone_numbers
+from services.http.requests import json_exception
 from services.storage import voice_calls
 from services.storage.voice_calls import CallRow, TurnRecord
 

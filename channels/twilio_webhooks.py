@@ -17,9 +17,9 @@ from aiohttp import web
 from multidict import MultiDict, MultiDictProxy
 from twilio.request_validator import RequestValidator
 
-from services.api_common import json_exception
 from services.config import Settings
 from services.context import context_of
+from services.http.requests import json_exception
 
 log = logging.getLogger(__name__)
 

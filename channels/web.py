@@ -19,14 +19,14 @@ from typing import Any
 
 from aiohttp import web
 
-from services.agent_hub import hub_of
-from services.api_common import respond
+from services.agents.hub import hub_of
 from services.context import context_of
-from services.conversation import Inbound, InvalidMessage, TurnResult
-from services.http_errors import json_error
-from services.pages import HTML, JAVASCRIPT, static_file
+from services.conversation.service import Inbound, InvalidMessage, TurnResult
+from services.http.errors import json_error
+from services.http.pages import HTML, JAVASCRIPT, static_file
+from services.http.requests import respond
+from services.http.ws_frames import serve_json_frames
 from services.storage import messages
-from services.ws_frames import serve_json_frames
 
 CHANNEL = "web"
 STATIC = Path(__file__).resolve().parent / "static"

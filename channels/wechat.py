@@ -35,10 +35,10 @@ from wechatpy.replies import create_reply
 from wechatpy.utils import check_signature
 
 from channels.speech import normalize_speech
-from services import revisits
-from services.api_common import json_exception
 from services.context import CONTEXT, Context
-from services.conversation import Inbound, InvalidMessage, TurnResult
+from services.conversation.service import Inbound, InvalidMessage, TurnResult
+from services.http.requests import json_exception
+from services.revisits import service as revisits
 
 log = logging.getLogger(__name__)
 

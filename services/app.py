@@ -11,26 +11,24 @@ from channels import twilio_revisit, twilio_sms, twilio_voice, wechat
 from channels import web as web_channel
 from knowledgebase.service import KnowledgeBase
 from nlu.types import Engine
-from services import (
-    agent_api,
-    auth,
-    db,
-    dispatch_api,
-    figures_api,
-    kb_api,
-    revisits,
-    suggestion_api,
-)
-from services.clock import Clock, SystemClock
+from services.api import agent as agent_api
+from services.api import dispatch as dispatch_api
+from services.api import figures as figures_api
+from services.api import kb as kb_api
+from services.api import suggestion as suggestion_api
 from services.config import Settings
 from services.context import CONTEXT, Context
-from services.conversation import ConversationService
+from services.conversation.service import ConversationService
+from services.core.clock import Clock, SystemClock
+from services.core.unit_directory import load_units, sync_units
 from services.desk import build_desk
-from services.http_errors import json_errors
+from services.http.errors import json_errors
 from services.nlu_loading import load_builtin, load_embedder_from_settings
-from services.notify import Notifier
-from services.units import load_units, sync_units
-from services.wechat_api import WeChatApi
+from services.outbound.twilio_sender import Notifier
+from services.outbound.wechat_client import WeChatApi
+from services.revisits import service as revisits
+from services.staff import auth
+from services.storage import db
 
 log = logging.getLogger(__name__)
 

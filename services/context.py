@@ -9,13 +9,13 @@ from aiohttp import web
 
 from knowledgebase.service import KnowledgeBase
 from nlu.types import Engine
-from services.clock import Clock
 from services.config import Settings
-from services.conversation import ConversationService
+from services.conversation.service import ConversationService
+from services.core.clock import Clock
+from services.core.unit_directory import UnitDirectory
 from services.desk import Desk
-from services.notify import Notifier
-from services.units import UnitDirectory
-from services.wechat_api import WeChatApi
+from services.outbound.twilio_sender import Notifier
+from services.outbound.wechat_client import WeChatApi
 
 
 @dataclass

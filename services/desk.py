@@ -11,16 +11,16 @@ from dataclasses import dataclass, field
 
 import asyncpg
 
-from services import workdays
-from services.clock import Clock
 from services.config import Settings
-from services.dispatch import Dispatcher
-from services.repeats import RepeatPolicy
-from services.scheduler import Handler, Scheduler
-from services.supervision import Notifier, Supervision
-from services.timelimits import OrderClocks, TimeLimits
-from services.units import UnitDirectory
-from services.workdays import WorkCalendar
+from services.core.clock import Clock
+from services.core.unit_directory import UnitDirectory
+from services.deadlines import workdays
+from services.deadlines.timelimits import OrderClocks, TimeLimits
+from services.deadlines.workdays import WorkCalendar
+from services.dispatch.dispatcher import Dispatcher
+from services.dispatch.repeats import RepeatPolicy
+from services.jobs.scheduler import Handler, Scheduler
+from services.supervision.lights import Notifier, Supervision
 
 log = logging.getLogger(__name__)
 

@@ -8,7 +8,7 @@ from typing import Any
 
 import aiohttp
 
-from services import auth
+from services.staff import auth
 from tests.desk_support import Api
 
 

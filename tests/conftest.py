@@ -17,11 +17,11 @@ import asyncpg
 import pytest
 from aiohttp import web
 
-from services import db
 from services.app import build_context, create_app
-from services.clock import CHINA_TZ, FixedClock
 from services.config import Settings
 from services.context import Context
+from services.core.clock import CHINA_TZ, FixedClock
+from services.storage import db
 from tests.fakes.loopback import serve_on_loopback
 
 CACHE_DIR = Path(os.environ.get("HOTLINE_TEST_CACHE", Path.home() / ".cache" / "hotline-tests"))

@@ -18,15 +18,15 @@ import aiohttp
 import asyncpg
 from aiohttp import web
 
-from services import auth, db
 from services.app import create_app
-from services.clock import FixedClock
 from services.config import Settings
 from services.context import Context
+from services.core.clock import FixedClock
+from services.core.unit_directory import load_units, sync_units
 from services.desk import Desk, build_desk
-from services.storage import citizens, work_orders
+from services.staff import auth
+from services.storage import citizens, db, work_orders
 from services.storage.work_orders import Actor, NewWorkOrder
-from services.units import load_units, sync_units
 from tests.fakes.loopback import serve_on_loopback
 
 PASSWORD = "correct-horse-12345"

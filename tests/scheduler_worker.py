@@ -13,11 +13,11 @@ import argparse
 import asyncio
 import os
 
-from services import db
-from services.clock import SystemClock
 from services.config import Settings
+from services.core.clock import SystemClock
+from services.core.unit_directory import load_units
 from services.desk import build_desk
-from services.units import load_units
+from services.storage import db
 
 
 class FileNotifier:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from services import auth
+from services.staff import auth
 from tests.agent_support import open_workspace
 from tests.browser import chromium_page
 

@@ -8,8 +8,9 @@ import asyncio
 import aiohttp
 import pytest
 
-from services import agent_api, agent_suggest
-from services.kb_tools import temporary_database
+from services.agents import suggest as agent_suggest
+from services.api import agent as agent_api
+from services.cli.kb_tools import temporary_database
 from services.storage import citizens, work_orders
 from services.storage.work_orders import Actor, NewWorkOrder
 from tests.agent_support import agent_socket, frame, login, reply_reaches_widget, watch

@@ -10,7 +10,7 @@ from datetime import timedelta
 import aiohttp
 import pytest
 
-from services import auth
+from services.staff import auth
 from tests.desk_support import PASSWORD, Api, login, make_user
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import aiohttp
 
-from services import auth
+from services.staff import auth
 from tests.chat_client import ChatClient
 
 PASSWORD = "correct horse battery"

@@ -10,8 +10,8 @@ from datetime import datetime
 import aiohttp
 import pytest
 
-from services import workorder_states as states
-from services.clock import CHINA_TZ
+from services.core.clock import CHINA_TZ
+from services.orders import states
 from services.storage import lights, work_orders
 from services.storage.work_orders import Actor
 from tests.desk_support import (

@@ -6,7 +6,7 @@ from datetime import datetime
 
 import aiohttp
 
-from services.clock import CHINA_TZ
+from services.core.clock import CHINA_TZ
 from services.storage.work_orders import Actor
 from tests.desk_support import file_order, login, make_user
 

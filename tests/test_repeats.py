@@ -7,8 +7,8 @@ from datetime import datetime, timedelta
 
 import aiohttp
 
-from services.clock import CHINA_TZ
-from services.repeats import place_key
+from services.core.clock import CHINA_TZ
+from services.dispatch.repeats import place_key
 from services.storage.work_orders import Actor
 from tests.desk_support import event_kinds, file_order, login, make_user, order_row
 

@@ -14,10 +14,10 @@ from collections import Counter
 from datetime import datetime, timedelta
 from pathlib import Path
 
-from services.clock import CHINA_TZ, SystemClock
-from services.scheduler import Later, Scheduler
+from services.core.clock import CHINA_TZ, SystemClock
+from services.jobs.scheduler import Later, Scheduler
 from services.storage import jobs
-from services.supervision import Supervision
+from services.supervision.lights import Supervision
 from tests.desk_support import RecordingNotifier, file_order
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -9,13 +9,12 @@ import asyncpg
 import pytest
 import yaml
 
-from services import db
-from services import workorder_states as states
-from services.clock import CHINA_TZ
 from services.config import DEFAULT_UNITS_FILE
-from services.storage import citizens, work_orders
+from services.core.clock import CHINA_TZ
+from services.core.unit_directory import UnitDirectoryError, load_units
+from services.orders import states
+from services.storage import citizens, db, work_orders
 from services.storage.work_orders import BOT, Actor, NewWorkOrder
-from services.units import UnitDirectoryError, load_units
 
 SHARED_UNITS = Path(__file__).resolve().parents[2] / "shared" / "spec" / "linked_units.yaml"
 

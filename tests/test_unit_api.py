@@ -7,8 +7,8 @@ from datetime import datetime
 
 import aiohttp
 
-from services import unit_api
-from services.clock import CHINA_TZ
+from services.api import unit as unit_api
+from services.core.clock import CHINA_TZ
 from tests.desk_support import Api, file_order, login, make_user, order_row, suggestion
 
 NOW = datetime(2026, 11, 23, 10, tzinfo=CHINA_TZ)

@@ -8,9 +8,9 @@ from datetime import date, datetime
 
 import pytest
 
-from services.clock import CHINA_TZ
-from services.timelimits import OrderClocks, TimeLimits
-from services.workdays import CalendarDay, CalendarError, WorkCalendar
+from services.core.clock import CHINA_TZ
+from services.deadlines.timelimits import OrderClocks, TimeLimits
+from services.deadlines.workdays import CalendarDay, CalendarError, WorkCalendar
 from tests.desk_support import file_order, order_row
 
 
@@ -49,7 +49,7 @@ def test_limits_count_whole_working_days_at_the_same_time_of_day():
 def test_a_deadline_crossing_into_2027_falls_back_with_one_warning(caplog):
     cal = WorkCalendar()
     assert cal.source(2027) == "fallback"
-    with caplog.at_level(logging.WARNING, logger="services.workdays"):
+    with caplog.at_level(logging.WARNING, logger="services.deadlines.workdays"):
         # Wednesday 30 December 2026 + 5: Thu 31, Fri 1 Jan (not known: a weekday), Mon 4..Wed 6
         assert cal.add(at(2026, 12, 30, 10), 5) == at(2027, 1, 6, 10)
         assert cal.add(at(2026, 12, 31, 16), 2) == at(2027, 1, 4, 16)

@@ -15,7 +15,7 @@ from datetime import datetime
 
 import asyncpg
 
-from services import workorder_states as states
+from services.orders import states
 from services.storage import jobs
 
 TIMED_POINTS = tuple(states.CLOCK_POINTS)

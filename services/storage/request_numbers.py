@@ -7,7 +7,7 @@ from datetime import datetime
 
 import asyncpg
 
-from services.clock import CHINA_TZ
+from services.core.clock import CHINA_TZ
 
 
 async def next_number(conn: asyncpg.Connection, at: datetime) -> str:

@@ -8,7 +8,7 @@ from typing import Any
 
 import asyncpg
 
-from services import workorder_states as states
+from services.orders import states
 from services.storage import request_numbers
 
 

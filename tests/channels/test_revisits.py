@@ -12,15 +12,15 @@ from datetime import datetime, timedelta
 import aiohttp
 import pytest
 
-from services import revisits
-from services.agent_hub import hub_of
-from services.clock import CHINA_TZ, FixedClock
+from services.agents.hub import hub_of
 from services.config import Settings
-from services.notify import Notifier
-from services.scheduler import Scheduler
+from services.core.clock import CHINA_TZ, FixedClock
+from services.jobs.scheduler import Scheduler
+from services.outbound.twilio_sender import Notifier
+from services.outbound.wechat_client import WeChatApi
+from services.revisits import service as revisits
 from services.storage import citizens
 from services.storage import revisits as revisit_store
-from services.wechat_api import WeChatApi
 from tests.agent_support import frame
 from tests.agent_support import login as agent_login
 from tests.browser import chromium_page

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from services.notify import InvalidRecipient, Notifier
-from services.sms_text import segments, split_message
+from services.outbound.sms_text import segments, split_message
+from services.outbound.twilio_sender import InvalidRecipient, Notifier
 from tests.channels.helpers import number_in
 from tests.test_chat_api import COMPLAINT
 

@@ -11,7 +11,7 @@ import aiohttp
 
 from channels import wechat
 from channels.wechat import WECHAT
-from services import replies
+from services.conversation import replies
 from tests.channels.conftest import WECHAT_TOKEN
 from tests.conftest import start_service
 from tests.fakes.webhooks import Follower, wechat_signature

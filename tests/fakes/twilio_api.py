@@ -15,7 +15,7 @@ from email.utils import format_datetime
 
 from aiohttp import BasicAuth, web
 
-from services.sms_text import segments
+from services.outbound.sms_text import segments
 from tests.fakes.loopback import serve_on_loopback
 
 _E164 = re.compile(r"^\+[1-9]\d{6,14}$")

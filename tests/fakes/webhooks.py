@@ -17,7 +17,7 @@ import xmltodict
 from twilio.request_validator import RequestValidator
 from wechatpy.crypto import WeChatCrypto
 
-from services.clock import Clock
+from services.core.clock import Clock
 
 
 @dataclass

@@ -1,0 +1,198 @@
+"""Live pushes for the agent workspace, across service processes.
+
+The database triggers of migration 007 NOTIFY `agent_events` in the transaction that changes a
+conversation or writes a message. Each process holds one LISTEN connection (opened when the
+first socket connects) and fans each event out to its own sockets: every agent's workspace
+socket gets queue changes; the messages of a conversation (a chat line, an SMS, a phone
+call's transcript turn, the bot's reading of each) go to the agent sockets watching that
+conversation; a citizen's web-chat socket gets what an agent wrote, and what the bot wrote
+unasked (the revisit question). Events are handled one at a time, in the order PostgreSQL
+delivered them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from typing import Any
+
+import asyncpg
+from aiohttp import web
+
+from services.http.requests import jsonable
+from services.http.ws_frames import dumps
+from services.storage import agent_workspace as store
+
+log = logging.getLogger(__name__)
+
+CHANNEL = "agent_events"
+
+
+def queue_json(row: asyncpg.Record) -> dict[str, Any]:
+    return {
+        "conversation_id": row["id"],
+        "channel": row["channel"],
+        "mode": row["mode"],
+        "handoff_reason": row["handoff_reason"],
+        "flags": list(row["flags"]),
+        "agent": row["agent"],
+        "agent_user_id": row["agent_user_id"],
+        "last_text": row["last_text"],
+        "updated_at": row["updated_at"],
+    }
+
+
+def message_json(row: asyncpg.Record) -> dict[str, Any]:
+    return {
+        "id": row["id"],
+        "direction": row["direction"],
+        "author": row["author"],
+        "text": row["text"],
+        "nlu": row["nlu"],
+        "created_at": row["created_at"],
+    }
+
+
+class AgentHub:
+    def __init__(self, pool: asyncpg.Pool) -> None:
+        self.pool = pool
+        # each agent socket with the conversations it watches
+        self.agents: dict[web.WebSocketResponse, set[int]] = {}
+        self.citizens: dict[str, set[web.WebSocketResponse]] = {}
+        self._conn: asyncpg.Connection | None = None
+        self._events: asyncio.Queue[str] = asyncio.Queue()
+        self._worker: asyncio.Task | None = None
+        self._lock = asyncio.Lock()
+
+    async def start(self) -> None:
+        """LISTEN once per process; returns when notifications are being received."""
+        async with self._lock:
+            if self._conn is not None:
+                return
+            conn = await self.pool.acquire()
+            await conn.add_listener(CHANNEL, self._on_notify)
+            self._conn = conn
+            self._worker = asyncio.create_task(self._run())
+
+    async def stop(self) -> None:
+        if self._worker is not None:
+            self._worker.cancel()
+            self._worker = None
+        if self._conn is not None:
+            conn, self._conn = self._conn, None
+            try:
+                await conn.remove_listener(CHANNEL, self._on_notify)
+            finally:
+                await self.pool.release(conn)
+        for ws in list(self.agents) + [w for s in self.citizens.values() for w in s]:
+            await ws.close()
+
+    def _on_notify(self, _conn: object, _pid: int, _channel: str, payload: str) -> None:
+        self._events.put_nowait(payload)
+
+    async def _run(self) -> None:
+        while True:
+            payload = await self._events.get()
+            try:
+                await self._handle(json.loads(payload))
+            except Exception:  # one bad event must not stop the pushes
+                log.exception("agent event %s failed", payload)
+
+    async def _handle(self, event: dict[str, Any]) -> None:
+        convo_id = int(event["conversation_id"])
+        kind = event["kind"]
+        if kind == "message" and event.get("direction") == "out" and self.citizens:
+            await self._to_citizen(int(event["message_id"]))
+        if not self.agents:
+            return
+        watchers = {ws for ws, watched in self.agents.items() if convo_id in watched}
+        async with self.pool.acquire() as conn:
+            item = await store.queue_item(conn, convo_id)
+            msg = None
+            if kind == "message" and watchers:
+                msg = await store.message(conn, int(event["message_id"]))
+        if item is not None:
+            await self._send(set(self.agents), {"type": "queue", "item": queue_json(item)})
+        elif kind == "conversation":
+            frame = {"type": "queue_remove", "conversation_id": convo_id}
+            await self._send(set(self.agents), frame)
+        if msg is not None:
+            frame = {"type": "message", "conversation_id": convo_id, "message": message_json(msg)}
+            await self._send(watchers, frame)
+
+    async def _to_citizen(self, message_id: int) -> None:
+        async with self.pool.acquire() as conn:
+            msg = await store.message(conn, message_id)
+        if msg is None or msg["channel"] != "web":
+            return
+        # the bot's replies come back as the answer to the citizen's own message; what came
+        # unasked (an agent's words, the revisit question) is pushed
+        if msg["author"] != "agent" and msg["reply_to"] is not None:
+            return
+        sockets = self.citizens.get(msg["session_key"], set())
+        frame = {"type": "agent_message", "text": msg["text"], "id": msg["id"]}
+        await self._send(sockets, {**frame, "author": msg["author"]})
+
+    async def _send(self, sockets: set[web.WebSocketResponse], frame: dict[str, Any]) -> None:
+        """Send to each open socket; a closed one is forgotten (its handler may not have
+        noticed yet)."""
+        text = dumps(jsonable(frame))
+        for ws in list(sockets):
+            if not ws.closed:
+                try:
+                    await ws.send_str(text)
+                    continue
+                except (ConnectionError, RuntimeError):
+                    pass
+            self.remove_agent(ws)
+            self.remove_citizen(ws)
+
+    # -- sockets --------------------------------------------------------------------------
+
+    async def add_agent(self, ws: web.WebSocketResponse) -> None:
+        await self.start()
+        self.agents.setdefault(ws, set())
+
+    def watch(self, ws: web.WebSocketResponse, conversation_id: int, on: bool = True) -> None:
+        """The socket gets (or stops getting) the conversation's messages as they arrive."""
+        watched = self.agents.get(ws)
+        if watched is None:
+            return
+        if on:
+            watched.add(conversation_id)
+        else:
+            watched.discard(conversation_id)
+
+    def remove_agent(self, ws: web.WebSocketResponse) -> None:
+        self.agents.pop(ws, None)
+
+    async def add_citizen(self, session_key: str, ws: web.WebSocketResponse) -> None:
+        await self.start()
+        self.citizens.setdefault(session_key, set()).add(ws)
+
+    def remove_citizen(self, ws: web.WebSocketResponse) -> None:
+        for key, sockets in list(self.citizens.items()):
+            sockets.discard(ws)
+            if not sockets:
+                del self.citizens[key]
+
+
+HUB = web.AppKey("agent_hub", AgentHub)
+
+
+def install(app: web.Application) -> None:
+    """One hub per process, made once the Context (and its pool) exists."""
+    from services.context import CONTEXT
+
+    async def lifecycle(app: web.Application):  # noqa: ANN202 - aiohttp cleanup context
+        hub = AgentHub(app[CONTEXT].pool)
+        app[HUB] = hub
+        yield
+        await hub.stop()
+
+    app.cleanup_ctx.append(lifecycle)
+
+
+def hub_of(app: web.Application) -> AgentHub:
+    return app[HUB]

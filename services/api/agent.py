@@ -1,0 +1,405 @@
+"""The agent workspace: HTTP API, live WebSocket and the /agent page.
+
+GET  /agent                                          the page (static/agent.html, agent.js)
+GET  /api/agent/queue                                conversations needing a person
+GET  /api/agent/ws                                   live pushes; first frame {"token": ...}
+GET  /api/agent/conversations/{id}                   the conversation with every message and
+                                                     the bot's reading of it
+POST /api/agent/conversations/{id}/take              mode 'agent': the bot keeps quiet
+POST /api/agent/conversations/{id}/reply   {"text"}  answered on the citizen's own channel
+POST /api/agent/conversations/{id}/release           back to the bot
+POST /api/agent/conversations/{id}/close
+GET  /api/agent/conversations/{id}/suggestions       ranked suggestions, reading and draft
+POST /api/agent/conversations/{id}/work-order        file and dispatch a work order
+POST /api/agent/suggestions/feedback   {"conversation_id","source","ref","rank","used"}
+GET  /api/agent/stats?from=&to=                      suggestion acceptance rate, per source
+
+Only staff with the role agent or supervisor get in (services/auth.require_role).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from datetime import datetime, time, timedelta
+from pathlib import Path
+from typing import Any
+
+from aiohttp import WSMsgType, web
+
+from nlu.types import REQUEST_TYPES
+from services.agents import suggest as agent_suggest
+from services.agents.hub import hub_of, install, message_json, queue_json
+from services.context import CONTEXT, Context, context_of
+from services.core.clock import CHINA_TZ
+from services.http.pages import HTML, JAVASCRIPT, static_file
+from services.http.requests import day_param, json_exception, read_json, respond, text_field
+from services.http.ws_frames import parse_frame, serve_json_frames
+from services.outbound.twilio_sender import InvalidRecipient
+from services.staff.auth import (
+    AGENT,
+    SUPERVISOR,
+    StaffUser,
+    authenticate,
+    current_user,
+    require_role,
+)
+from services.storage import agent_workspace as store
+from services.storage import citizens, messages, work_orders
+from services.storage.work_orders import Actor, NewWorkOrder
+
+STATIC = Path(__file__).resolve().parent / "static"
+ROLES = (AGENT, SUPERVISOR)
+SOURCES = ("kb", "similar_order", "template")
+staff = require_role(*ROLES)
+
+
+def _convo_id(request: web.Request) -> int:
+    raw = request.match_info["id"]
+    if not raw.isdigit() or len(raw) > 18:
+        raise json_exception(400, "bad_id", "the conversation id is a positive number")
+    return int(raw)
+
+
+async def _conversation(ctx: Context, convo_id: int) -> Any:
+    async with ctx.pool.acquire() as conn:
+        convo = await store.conversation(conn, convo_id)
+    if convo is None:
+        raise json_exception(404, "not_found", f"no conversation {convo_id}")
+    return convo
+
+
+def _holds(convo: Any, user: Any) -> None:
+    """Only the agent who took the conversation (or a supervisor) speaks in it."""
+    if convo["mode"] != "agent":
+        raise json_exception(409, "not_taken", "take the conversation over first")
+    if convo["agent_user_id"] != user.id and user.role != SUPERVISOR:
+        raise json_exception(409, "taken_by_other", "another agent has this conversation")
+
+
+@staff
+async def get_queue(request: web.Request) -> web.Response:
+    ctx = context_of(request)
+    async with ctx.pool.acquire() as conn:
+        rows = await store.queue(conn)
+    return respond({"items": [queue_json(r) for r in rows]})
+
+
+@staff
+async def get_conversation(request: web.Request) -> web.Response:
+    ctx = context_of(request)
+    convo = await _conversation(ctx, _convo_id(request))
+    async with ctx.pool.acquire() as conn:
+        history = await messages.history(conn, convo["id"])
+        item = await store.queue_item(conn, convo["id"])
+    return respond(
+        {
+            "conversation_id": convo["id"],
+            "channel": convo["channel"],
+            "mode": convo["mode"],
+            "handoff_reason": convo["handoff_reason"],
+            "agent_user_id": convo["agent_user_id"],
+            "flags": list(item["flags"]) if item else [],
+            "messages": [message_json(m) for m in history],
+        }
+    )
+
+
+async def _move(request: web.Request, mode: str, from_modes: tuple[str, ...]) -> web.Response:
+    ctx = context_of(request)
+    user = current_user(request)
+    convo = await _conversation(ctx, _convo_id(request))
+    if mode != "agent":
+        _holds(convo, user)
+    async with ctx.pool.acquire() as conn, conn.transaction():
+        moved = await store.set_mode(
+            conn,
+            convo["id"],
+            mode,
+            user.id if mode == "agent" else None,
+            ctx.clock.now(),
+            from_modes=from_modes,
+        )
+    if not moved:
+        raise json_exception(
+            409, "bad_state", f"the conversation is '{convo['mode']}', it cannot become '{mode}'"
+        )
+    return respond({"conversation_id": convo["id"], "mode": mode})
+
+
+@staff
+async def post_take(request: web.Request) -> web.Response:
+    return await _move(request, "agent", ("bot", "waiting_agent"))
+
+
+@staff
+async def post_release(request: web.Request) -> web.Response:
+    return await _move(request, "bot", ("agent",))
+
+
+@staff
+async def post_close(request: web.Request) -> web.Response:
+    return await _move(request, "closed", ("agent",))
+
+
+@staff
+async def post_reply(request: web.Request) -> web.Response:
+    ctx = context_of(request)
+    user = current_user(request)
+    body = await read_json(request)
+    text = text_field(body, "text", max_chars=ctx.settings.max_message_chars)
+    convo = await _conversation(ctx, _convo_id(request))
+    _holds(convo, user)
+    async with ctx.pool.acquire() as conn, conn.transaction():
+        message_id = await store.store_agent_message(conn, convo["id"], text, ctx.clock.now())
+    delivery = await _deliver(ctx, convo, text, message_id)
+    return respond({"message_id": message_id, "channel": convo["channel"], "delivery": delivery})
+
+
+async def _deliver(ctx: Context, convo: Any, text: str, message_id: int) -> dict[str, Any]:
+    """Send on the citizen's own channel. The message is stored first, whatever happens here."""
+    channel = convo["channel"]
+    key = f"agent-reply-{message_id}"
+    if channel == "web":
+        # the NOTIFY of the stored message reaches the widget's socket in whichever process
+        return {"status": "pushed"}
+    if channel == "wechat":
+        if ctx.wechat is None:
+            return {"status": "not_configured"}
+        result = await ctx.wechat.send_text(
+            convo["session_key"],
+            text,
+            "agent_reply",
+            idempotency_key=key,
+            conversation_id=convo["id"],
+        )
+        return {"status": result.status, "error": result.error}
+    # sms and voice: a text message to the citizen's phone
+    phone = convo["session_key"] if channel == "sms" else convo["phone"]
+    if ctx.notify is None or not phone:
+        return {"status": "no_phone" if not phone else "not_configured"}
+    try:
+        result = await ctx.notify.send_sms(
+            phone, text, "agent_reply", idempotency_key=key, conversation_id=convo["id"]
+        )
+    except InvalidRecipient:
+        # a texter known only by a short code or a name: there is no number to write to
+        return {"status": "no_phone"}
+    return {"status": result.status, "error": result.error}
+
+
+@staff
+async def get_suggestions(request: web.Request) -> web.Response:
+    ctx = context_of(request)
+    convo_id = _convo_id(request)
+    result = await agent_suggest.suggest(ctx.pool, ctx.kb, ctx.clock, convo_id)
+    if result is None:
+        raise json_exception(404, "not_found", f"no conversation {convo_id}")
+    return respond(result)
+
+
+@staff
+async def post_work_order(request: web.Request) -> web.Response:
+    ctx = context_of(request)
+    user = current_user(request)
+    body = await read_json(request)
+    convo = await _conversation(ctx, _convo_id(request))
+    request_type = body.get("request_type")
+    if request_type not in REQUEST_TYPES:
+        raise json_exception(400, "bad_request_type", f"request_type is one of {REQUEST_TYPES}")
+    content = text_field(body, "content")
+    location = text_field(body, "location", required=False, max_chars=200)
+    phone = text_field(body, "contact_phone", required=False, max_chars=32)
+    lead = text_field(body, "lead_unit", required=False, max_chars=64)
+    if lead and lead not in ctx.units:
+        raise json_exception(400, "bad_lead_unit", f"unknown unit {lead!r}")
+    address = body.get("address") if isinstance(body.get("address"), dict) else None
+    now = ctx.clock.now()
+    actor = Actor(user.username, user.actor_role)
+    async with ctx.pool.acquire() as conn, conn.transaction():
+        citizen_id = convo["citizen_id"]
+        if phone:
+            citizen_id = await citizens.attach_phone(conn, citizen_id, phone)
+        order = await work_orders.create(
+            conn,
+            NewWorkOrder(
+                citizen_id=citizen_id,
+                conversation_id=convo["id"],
+                source_message_id=None,
+                channel=convo["channel"],
+                request_type=request_type,
+                content=content,
+                location=location,
+                address=address,
+                contact_phone=phone,
+                # the agent's choice leads; the dispatcher still checks it like any suggestion
+                suggestions=[{"code": lead, "probability": 1.0, "confident": True}] if lead else [],
+            ),
+            actor,
+            now,
+        )
+        intake = await ctx.desk.dispatcher.intake(conn, order, now) if ctx.desk else None
+    lead_unit = intake.decision.lead if intake else None
+    return respond(
+        {
+            "request_number": order["request_number"],
+            "lead_unit": lead_unit,
+            "lead_unit_name": ctx.units.name(lead_unit) if lead_unit else None,
+            "dispatched": lead_unit is not None,
+        },
+        status=201,
+    )
+
+
+@staff
+async def post_feedback(request: web.Request) -> web.Response:
+    ctx = context_of(request)
+    user = current_user(request)
+    body = await read_json(request)
+    convo_id = body.get("conversation_id")
+    source = body.get("source")
+    rank = body.get("rank")
+    used = body.get("used")
+    if not isinstance(convo_id, int) or isinstance(convo_id, bool):
+        raise json_exception(400, "bad_conversation_id", "conversation_id must be a number")
+    if source not in SOURCES:
+        raise json_exception(400, "bad_source", f"source is one of {SOURCES}")
+    ref = text_field(body, "ref", max_chars=200)
+    if not isinstance(rank, int) or isinstance(rank, bool) or not 1 <= rank <= 100:
+        raise json_exception(400, "bad_rank", "rank is a number from 1")
+    if not isinstance(used, bool):
+        raise json_exception(400, "bad_used", "used must be true or false")
+    await _conversation(ctx, convo_id)
+    async with ctx.pool.acquire() as conn:
+        fid = await store.record_feedback(
+            conn, convo_id, user.id, source, ref, rank, used, ctx.clock.now()
+        )
+    return respond({"id": fid}, status=201)
+
+
+@staff
+async def get_stats(request: web.Request) -> web.Response:
+    """How often agents used what was suggested: of the suggestions they marked used or not,
+    the share used, overall and per source, for the days from..to (China time, inclusive)."""
+    ctx = context_of(request)
+    first = day_param(request.query.get("from"), "from")
+    last = day_param(request.query.get("to"), "to")
+    if first and last and first > last:
+        raise json_exception(400, "bad_period", "from is after to")
+    since = datetime.combine(first, time(0), CHINA_TZ) if first else None
+    until = datetime.combine(last + timedelta(days=1), time(0), CHINA_TZ) if last else None
+    async with ctx.pool.acquire() as conn:
+        rows = await store.acceptance(conn, since, until)
+    rated = sum(r["shown_rated"] for r in rows)
+    used = sum(r["used"] for r in rows)
+    for r in rows:
+        r["acceptance_rate"] = round(r["used"] / r["shown_rated"], 4)
+    return respond(
+        {
+            "from": first,
+            "to": last,
+            "rated": rated,
+            "used": used,
+            "acceptance_rate": round(used / rated, 4) if rated else None,
+            "by_source": rows,
+        }
+    )
+
+
+async def _socket_user(request: web.Request, ws: web.WebSocketResponse) -> StaffUser | None:
+    """Browsers cannot set headers on a WebSocket: the bearer token is the first frame. The
+    socket is closed (4401 no or dead token, 4403 wrong role) and None comes back when the
+    user may not have it."""
+    try:
+        msg = await ws.receive(timeout=10)
+    except TimeoutError:
+        await ws.close(code=4401, message=b"no token")
+        return None
+    body = parse_frame(msg.data) if msg.type == WSMsgType.TEXT else None
+    token = body.get("token") if body else None
+    if not isinstance(token, str) or not token:
+        await ws.send_json({"error": "unauthorized", "reason": 'send {"token": ...} first'})
+        await ws.close(code=4401)
+        return None
+    try:
+        user = await authenticate(request.clone(headers={"Authorization": f"Bearer {token}"}))
+    except web.HTTPException as exc:
+        await ws.send_str(exc.text or '{"error": "unauthorized"}')
+        await ws.close(code=4401)
+        return None
+    if user.role not in ROLES:
+        await ws.send_json({"error": "forbidden", "reason": "this needs the role agent"})
+        await ws.close(code=4403)
+        return None
+    return user
+
+
+async def websocket(request: web.Request) -> web.WebSocketResponse:
+    """Queue changes for every agent; {"type": "watch", "conversation_id": N} adds the
+    messages of conversation N as they arrive (the one open on the agent's screen)."""
+    ctx = context_of(request)
+    ws = web.WebSocketResponse(heartbeat=30, max_msg_size=64 * 1024)
+    await ws.prepare(request)
+    user = await _socket_user(request, ws)
+    if user is None:
+        return ws
+    hub = hub_of(request.app)
+
+    async def on_frame(body: dict[str, Any]) -> dict[str, Any]:
+        kind = body.get("type")
+        if kind not in ("watch", "unwatch"):
+            return {"error": "bad_type", "reason": "frames are watch or unwatch"}
+        convo_id = body.get("conversation_id")
+        if not isinstance(convo_id, int) or isinstance(convo_id, bool) or convo_id < 1:
+            return {"error": "bad_conversation_id", "reason": "conversation_id is a number"}
+        if kind == "watch":
+            async with ctx.pool.acquire() as conn:
+                if await store.conversation(conn, convo_id) is None:
+                    return {"error": "not_found", "reason": f"no conversation {convo_id}"}
+        hub.watch(ws, convo_id, kind == "watch")
+        return {"type": "watching" if kind == "watch" else "unwatched", "conversation_id": convo_id}
+
+    await hub.add_agent(ws)
+    try:
+        await ws.send_json({"type": "ready", "user": user.to_dict()})
+        await serve_json_frames(ws, on_frame)
+    finally:
+        hub.remove_agent(ws)
+    return ws
+
+
+INDEXER = web.AppKey("order_indexer", agent_suggest.OrderIndexer)
+
+
+async def _order_indexing(app: web.Application) -> AsyncIterator[None]:
+    """Resolved orders are embedded for the similar-case search in the background."""
+    ctx = app[CONTEXT]
+    encoder = ctx.kb.encoder if ctx.kb is not None else None
+    if encoder is None:  # no sentence model in this process: nothing to search with
+        yield
+        return
+    # the raw model: the knowledge base's text cache is for what citizens ask
+    indexer = agent_suggest.OrderIndexer(ctx.pool, getattr(encoder, "embedder", encoder), ctx.clock)
+    app[INDEXER] = indexer
+    task = asyncio.create_task(indexer.run_forever())
+    yield
+    task.cancel()
+    await asyncio.gather(task, return_exceptions=True)
+
+
+def add_routes(app: web.Application) -> None:
+    install(app)
+    app.cleanup_ctx.append(_order_indexing)
+    app.router.add_get("/agent", static_file(STATIC / "agent.html", HTML))
+    app.router.add_get("/agent.js", static_file(STATIC / "agent.js", JAVASCRIPT))
+    app.router.add_get("/api/agent/queue", get_queue)
+    app.router.add_get("/api/agent/ws", websocket)
+    app.router.add_get("/api/agent/conversations/{id}", get_conversation)
+    app.router.add_post("/api/agent/conversations/{id}/take", post_take)
+    app.router.add_post("/api/agent/conversations/{id}/reply", post_reply)
+    app.router.add_post("/api/agent/conversations/{id}/release", post_release)
+    app.router.add_post("/api/agent/conversations/{id}/close", post_close)
+    app.router.add_get("/api/agent/conversations/{id}/suggestions", get_suggestions)
+    app.router.add_post("/api/agent/conversations/{id}/work-order", post_work_order)
+    app.router.add_post("/api/agent/suggestions/feedback", post_feedback)
+    app.router.add_get("/api/agent/stats", get_stats)
