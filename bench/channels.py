@@ -30,10 +30,10 @@ from services.app import build_context, create_app  # noqa: E402
 from services.cli.kb_tools import temporary_database  # noqa: E402
 from services.config import Settings  # noqa: E402
 from services.core.clock import SystemClock  # noqa: E402
-from tests.fakes.loopback import serve_on_loopback  # noqa: E402
-from tests.fakes.twilio_api import FakeTwilio  # noqa: E402
-from tests.fakes.webhooks import Caller, Follower, Texter, TwilioWebhooks  # noqa: E402
-from tests.fakes.wechat_api import FakeWeChat  # noqa: E402
+from tests.support.fakes.twilio_api import FakeTwilio  # noqa: E402
+from tests.support.fakes.webhooks import Caller, Follower, Texter, TwilioWebhooks  # noqa: E402
+from tests.support.fakes.wechat_api import FakeWeChat  # noqa: E402
+from tests.support.loopback import serve_on_loopback  # noqa: E402
 
 SID, TOKEN, NUMBER = "AC" + "b" * 32, "c" * 32, "+15005550006"
 PUBLIC = "https://12345.bench.example"
@@ -141,10 +141,10 @@ async def run(args: argparse.Namespace) -> dict:
                 }
             out["webhook_latency_concurrent"] = concurrent
 
-            await ctx.notify.drain()
+            await ctx.outbox.drain()
             started = time.perf_counter()
             for i in range(args.sms):
-                result = await ctx.notify.send_sms(
+                result = await ctx.outbox.send_sms(
                     f"136{60000000 + i:08d}", "您的诉求已办结，感谢您的耐心等待。", "bench"
                 )
                 assert result.ok, result

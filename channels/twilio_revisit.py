@@ -6,7 +6,7 @@ POST /twilio/revisit/{id}/comment   what the dissatisfied citizen said about why
 POST /twilio/revisit/{id}/status    call status (busy, no-answer, completed + AnsweredBy, ...)
 
 Every request is signature-checked (channels/twilio_webhooks.py); the revisit id is part of
-the signed URL. What the answers mean is decided by services/revisits.py.
+the signed URL. What the answers mean is decided by services/revisits/service.py.
 """
 
 from __future__ import annotations
@@ -19,8 +19,7 @@ from channels.twilio_voice import SAY
 from channels.twilio_webhooks import TwilioWebhook, twilio_endpoint, twiml
 from nlu.rules import rating as parse_rating
 from services.context import context_of
-from services.http.requests import json_exception
-from services.revisits import service as revisits
+from services.core.errors import json_exception
 from services.storage import revisits as store
 from services.storage import work_orders
 
@@ -115,7 +114,7 @@ async def rating(request: web.Request, hook: TwilioWebhook) -> web.Response:
     value = parse_rating(heard) if heard else None
     if value is None:
         return _ask_rating(revisit_id, ASK_AGAIN)
-    service = revisits.for_context(ctx)
+    service = ctx.revisits
     if not await service.rated_by_phone(revisit_id, value, hook.get("CallSid")):
         return _say_and_hang_up()
     if value == "dissatisfied":
@@ -128,7 +127,7 @@ async def comment(request: web.Request, hook: TwilioWebhook) -> web.Response:
     ctx = context_of(request)
     revisit_id = _revisit_id(request)
     said = normalize_speech(hook.get("SpeechResult") or "").strip() or None
-    await revisits.for_context(ctx).commented_by_phone(revisit_id, said, hook.get("CallSid"))
+    await ctx.revisits.commented_by_phone(revisit_id, said, hook.get("CallSid"))
     return _say_and_hang_up(THANKS_DISSATISFIED)
 
 
@@ -136,7 +135,7 @@ async def comment(request: web.Request, hook: TwilioWebhook) -> web.Response:
 async def status(request: web.Request, hook: TwilioWebhook) -> web.Response:
     ctx = context_of(request)
     revisit_id = _revisit_id(request)
-    known = await revisits.for_context(ctx).call_ended(
+    known = await ctx.revisits.call_ended(
         revisit_id, hook.require("CallSid"), hook.require("CallStatus"), hook.get("AnsweredBy")
     )
     return web.Response(status=204, headers={"X-Hotline-Known": "1" if known else "0"})

@@ -1,7 +1,7 @@
 """The SMS channel (Twilio Messaging webhooks).
 
 POST /twilio/sms          an inbound SMS -> the conversation service -> TwiML <Message>s
-POST /twilio/sms/status   delivery reports of the notifications we sent (services/notify.py)
+POST /twilio/sms/status   delivery reports of the notifications we sent (services/outbound/)
 
 The texter's number is their session and their contact: the conversation never asks for it,
 and it links them to what they filed by phone or on the web. The MessageSid is the client
@@ -21,9 +21,8 @@ from channels.twilio_webhooks import TwilioWebhook, twilio_endpoint, twiml
 from services.context import context_of
 from services.conversation.service import Inbound, InvalidMessage
 from services.core import phone_numbers
-from services.http.requests import json_exception
+from services.core.errors import json_exception
 from services.outbound.sms_text import split_message
-from services.revisits import service as revisits
 from services.storage import outbound
 
 CHANNEL = "sms"
@@ -94,7 +93,7 @@ async def inbound_sms(request: web.Request, hook: TwilioWebhook) -> web.Response
 
     if phone is not None and ctx.desk is not None:
         # an answer to a revisit question goes to the revisit, not into the chat
-        answered = await revisits.for_context(ctx).answer_sms(phone, body)
+        answered = await ctx.revisits.answer_sms(phone, body)
         if answered is not None:
             return twiml(messages([answered], limit))
 

@@ -43,7 +43,7 @@ from services.conversation import call_transcript, replies
 from services.conversation.call_transcript import Utterance
 from services.conversation.service import Inbound, InvalidMessage, TurnResult
 from services.core import phone_numbers
-from services.http.requests import json_exception
+from services.core.errors import json_exception
 from services.storage import voice_calls
 from services.storage.voice_calls import CallRow, TurnRecord
 
@@ -280,7 +280,7 @@ class VoiceChannel:
         )
         if result.request_number:
             spoken.append(READ_BACK.format(n=spell(result.request_number)))
-            if call.caller_phone and self.ctx.notify is not None:
+            if call.caller_phone and self.ctx.outbox is not None:
                 self.send_request_number(call, result)
                 spoken.append(SMS_SENT)
         if result.emergency:
@@ -356,7 +356,8 @@ class VoiceChannel:
     def send_request_number(self, call: CallRow, result: TurnResult) -> None:
         number = result.request_number
         text = next((r for r in result.replies if number in r), f"您的诉求编号：{number}。")
-        self.ctx.notify.send_later(
+        self.ctx.outbox.send_later(
+            "sms",
             call.caller_phone,
             f"【12345】{text}{SMS_FOOTER}",
             "request_number",

@@ -19,7 +19,7 @@ from twilio.request_validator import RequestValidator
 
 from services.config import Settings
 from services.context import context_of
-from services.http.requests import json_exception
+from services.core.errors import json_exception
 
 log = logging.getLogger(__name__)
 

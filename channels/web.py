@@ -19,10 +19,9 @@ from typing import Any
 
 from aiohttp import web
 
-from services.agents.hub import hub_of
 from services.context import context_of
-from services.conversation.service import Inbound, InvalidMessage, TurnResult
-from services.http.errors import json_error
+from services.conversation.service import Inbound, TurnResult
+from services.core.errors import ServiceError
 from services.http.pages import HTML, JAVASCRIPT, static_file
 from services.http.requests import respond
 from services.http.ws_frames import serve_json_frames
@@ -33,11 +32,9 @@ STATIC = Path(__file__).resolve().parent / "static"
 _ID = re.compile(r"^[A-Za-z0-9_.:-]{1,128}$")
 
 
-class BadRequest(ValueError):
+class BadRequest(ServiceError):
     def __init__(self, code: str, reason: str) -> None:
-        super().__init__(reason)
-        self.code = code
-        self.reason = reason
+        super().__init__(reason, code=code)
 
 
 def parse_body(raw: bytes) -> dict[str, Any]:
@@ -81,28 +78,19 @@ def result_json(result: TurnResult) -> dict[str, Any]:
     }
 
 
-_INVALID_STATUS = {"too_long": 413}
 HISTORY_MESSAGES = 200
 
 
 async def post_message(request: web.Request) -> web.Response:
     service = context_of(request).conversation
-    try:
-        inbound = to_inbound(parse_body(await request.read()))
-        result = await service.handle(inbound)
-    except BadRequest as exc:
-        return json_error(400, exc.code, exc.reason)
-    except InvalidMessage as exc:
-        return json_error(_INVALID_STATUS.get(exc.code, 400), exc.code, exc.reason)
+    inbound = to_inbound(parse_body(await request.read()))
+    result = await service.handle(inbound)
     return web.json_response(result_json(result))
 
 
 async def get_messages(request: web.Request) -> web.Response:
     ctx = context_of(request)
-    try:
-        session = to_inbound({"session_id": request.query.get("session_id"), "text": ""})
-    except BadRequest as exc:
-        return json_error(400, exc.code, exc.reason)
+    session = to_inbound({"session_id": request.query.get("session_id"), "text": ""})
     async with ctx.pool.acquire() as conn:
         rows = await messages.of_open_session(conn, CHANNEL, session.session_key, HISTORY_MESSAGES)
     return respond({"session_id": session.session_key, "messages": [dict(r) for r in rows]})
@@ -112,18 +100,18 @@ async def websocket(request: web.Request) -> web.WebSocketResponse:
     ctx = context_of(request)
     ws = web.WebSocketResponse(heartbeat=30, max_msg_size=ctx.settings.max_body_bytes)
     await ws.prepare(request)
-    hub = hub_of(request.app)
+    hub = ctx.hub
 
     async def on_frame(body: dict[str, Any]) -> dict[str, Any] | None:
         try:
             if body.get("type") == "subscribe":
-                # what an agent writes to this session is pushed here (services/agent_hub)
+                # what an agent writes to this session is pushed here (services/agents/hub.py)
                 await hub.add_citizen(to_inbound({**body, "text": ""}).session_key, ws)
                 return None
             inbound = to_inbound(body)
             await hub.add_citizen(inbound.session_key, ws)
             reply = result_json(await ctx.conversation.handle(inbound))
-        except (BadRequest, InvalidMessage) as exc:
+        except ServiceError as exc:
             reply = {"error": exc.code, "reason": exc.reason}
         reply["client_message_id"] = body.get("client_message_id")
         return reply

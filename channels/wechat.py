@@ -11,7 +11,8 @@ plaintext messages. Refusals are 403 and store nothing.
 The 5-second rule: WeChat waits 5 s for the passive reply, then retries the same MsgId
 twice. The turn runs as a task; if it is done within `wechat_reply_deadline` (4.5 s) the
 answer is the passive reply, else the request is answered "success" and the answer goes out
-through the customer-service message API (services/wechat_api.py) when the turn is done.
+through the customer-service message API (the outbox's WeChat sender,
+services/outbound/wechat_client.py) when the turn is done.
 A retry of a MsgId still running waits for the same task and never starts a second turn;
 the conversation service's client message id (the MsgId) makes a retry on another process
 harmless too.
@@ -37,8 +38,7 @@ from wechatpy.utils import check_signature
 from channels.speech import normalize_speech
 from services.context import CONTEXT, Context
 from services.conversation.service import Inbound, InvalidMessage, TurnResult
-from services.http.requests import json_exception
-from services.revisits import service as revisits
+from services.core.errors import json_exception
 
 log = logging.getLogger(__name__)
 
@@ -190,9 +190,10 @@ class WeChatChannel:
                 texts, conversation_id = [TROUBLE], None
             else:
                 texts, conversation_id = result.replies, result.conversation_id
-            if not texts or self.ctx.wechat is None:
+            if not texts or self.ctx.outbox is None:
                 return
-            await self.ctx.wechat.send_text(
+            await self.ctx.outbox.send(
+                "wechat",
                 message.source,
                 "\n\n".join(texts),
                 "reply",
@@ -214,7 +215,7 @@ class WeChatChannel:
     ) -> web.Response:
         if self.ctx.desk is not None:
             # an answer to a revisit question goes to the revisit, not into the chat
-            revisit = revisits.for_context(self.ctx)
+            revisit = self.ctx.revisits
             answered = await revisit.answer_sms(None, text, openid=message.source)
             if answered is not None:
                 return self.reply(request, message, answered, nonce)

@@ -1,9 +1,13 @@
-"""The aiohttp application: start-up wiring and routes of every channel and API."""
+"""The aiohttp application: every object built once, in dependency order; the background
+tasks started and stopped in one place; the routes of every channel and API."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+from collections.abc import AsyncIterator, Coroutine
+from typing import Any
 
 from aiohttp import web
 
@@ -11,7 +15,11 @@ from channels import twilio_revisit, twilio_sms, twilio_voice, wechat
 from channels import web as web_channel
 from knowledgebase.service import KnowledgeBase
 from nlu.types import Engine
+from services.agents.actions import AgentActions
+from services.agents.hub import AgentHub
+from services.agents.suggest import OrderIndexer
 from services.api import agent as agent_api
+from services.api import auth as auth_api
 from services.api import dispatch as dispatch_api
 from services.api import figures as figures_api
 from services.api import kb as kb_api
@@ -23,11 +31,11 @@ from services.core.clock import Clock, SystemClock
 from services.core.unit_directory import load_units, sync_units
 from services.desk import build_desk
 from services.http.errors import json_errors
+from services.jobs.scheduler import Scheduler
 from services.nlu_loading import load_builtin, load_embedder_from_settings
-from services.outbound.twilio_sender import Notifier
-from services.outbound.wechat_client import WeChatApi
-from services.revisits import service as revisits
-from services.staff import auth
+from services.outbound.outbox import build_outbox
+from services.revisits.service import RevisitService
+from services.staff import accounts
 from services.storage import db
 
 log = logging.getLogger(__name__)
@@ -40,6 +48,7 @@ async def build_context(
     nlu: Engine | None = None,
     embedder: object | None = None,
 ) -> Context:
+    """Each service gets what it needs when it is made; nothing is wired in afterwards."""
     clock = clock or SystemClock()
     units = load_units(settings.units_file)
     dsn = await db.resolve_dsn(settings.database_url, settings.pgdata_dir)
@@ -56,14 +65,19 @@ async def build_context(
             log.info("loaded %d demo knowledge-base entries", loaded)
         else:
             await kb.refresh()
-        if settings.load_demo_data and await auth.ensure_demo_users(pool):
+        if settings.load_demo_data and await accounts.ensure_demo_users(pool):
             log.warning(
                 "created the demo staff accounts (README); HOTLINE_DEMO_DATA=0 in production"
             )
-        desk = await build_desk(settings, pool, clock, units)
+        # the senders (Twilio SMS and calls, WeChat), then the one outbox over them
+        outbox = build_outbox(settings, pool, clock)
+        # texts to units go out like every other SMS
+        desk = await build_desk(settings, pool, clock, units, outbox)
+        await outbox.ensure_recurring()
     except BaseException:
         await pool.close()
         raise
+    revisits = RevisitService(settings, pool, clock, outbox, desk.clocks, desk.supervision)
     conversation = ConversationService(
         pool,
         nlu,
@@ -72,9 +86,11 @@ async def build_context(
         clock,
         max_message_chars=settings.max_message_chars,
         dispatcher=desk.dispatcher,
+        revisits=revisits,  # web citizens answer the revisit in their chat
         kb_choice_floor=settings.kb_choice_floor,
     )
-    context = Context(
+    encoder = kb.encoder
+    return Context(
         settings,
         clock,
         pool,
@@ -82,17 +98,16 @@ async def build_context(
         nlu,
         kb,
         conversation,
-        notify=Notifier(settings, pool, clock),
-        wechat=WeChatApi(settings, pool, clock),
+        outbox=outbox,
         desk=desk,
+        revisits=revisits,
+        hub=AgentHub(pool),
+        agents=AgentActions(pool, clock, units, outbox, desk.dispatcher),
+        # the raw model: the knowledge base's text cache is for what citizens ask
+        indexer=None
+        if encoder is None
+        else OrderIndexer(pool, getattr(encoder, "embedder", encoder), clock),
     )
-    desk.supervision.notifier = context.notify  # texts to units go out like every other SMS
-    desk.extra_handlers.update(context.notify.handlers())
-    await context.notify.ensure_recurring()
-    revisit = revisits.for_context(context)
-    desk.extra_handlers.update(revisit.handlers())
-    conversation.revisits = revisit  # web citizens answer the revisit in their chat
-    return context
 
 
 def _shared_embedder(settings: Settings, nlu: Engine) -> object | None:
@@ -107,6 +122,51 @@ def _shared_embedder(settings: Settings, nlu: Engine) -> object | None:
         return None
 
 
+@contextlib.asynccontextmanager
+async def background_tasks(ctx: Context) -> AsyncIterator[None]:
+    """What a service process runs beside its requests: the scheduler's worker (when
+    enabled), the similar-order indexer and the live-push hub. Stopped in reverse order."""
+    async with contextlib.AsyncExitStack() as stack:
+        if ctx.hub is not None:
+            stack.push_async_callback(ctx.hub.stop)  # it LISTENs once the first socket opens
+        if ctx.indexer is not None:
+            await stack.enter_async_context(_running(ctx.indexer.run_forever()))
+        if ctx.settings.scheduler_enabled and ctx.desk is not None:
+            scheduler = Scheduler(
+                ctx.pool,
+                ctx.clock,
+                ctx.job_handlers(),
+                lease_seconds=ctx.settings.job_lease_seconds,
+            )
+            await ctx.desk.supervision.ensure_recurring()
+            stop = asyncio.Event()
+            work = scheduler.run_forever(stop, ctx.settings.scheduler_poll_seconds)
+            await stack.enter_async_context(_running(work, stop))
+            log.info("scheduler %s started", scheduler.worker_id)
+        yield
+
+
+@contextlib.asynccontextmanager
+async def _running(
+    work: Coroutine[Any, Any, None], stop: asyncio.Event | None = None
+) -> AsyncIterator[None]:
+    """`work` as a task while the block runs. At the end a task with a `stop` event is asked
+    to stop and given 30 s to finish what it is doing (the scheduler's current jobs); any
+    other is cancelled at once."""
+    task = asyncio.create_task(work)
+    try:
+        yield
+    finally:
+        if stop is not None:
+            stop.set()
+            try:
+                await asyncio.wait_for(asyncio.shield(task), timeout=30)
+            except TimeoutError:
+                log.warning("a background task did not stop within 30 s: cancelled")
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+
+
 def create_app(
     settings: Settings, clock: Clock | None = None, context: Context | None = None
 ) -> web.Application:
@@ -115,25 +175,28 @@ def create_app(
     async def lifecycle(app: web.Application):  # noqa: ANN202 - aiohttp cleanup context
         ctx = context or await build_context(settings, clock)
         app[CONTEXT] = ctx
-        yield
-        for client in (ctx.notify, ctx.wechat):
-            if client is not None:
-                await client.aclose()
+        async with background_tasks(ctx):
+            yield
+        if ctx.outbox is not None:  # its background sends, then every sender
+            await ctx.outbox.aclose()
         if context is None:
             await ctx.pool.close()
 
     app.cleanup_ctx.append(lifecycle)
-    web_channel.add_routes(app)
-    kb_api.add_routes(app)
-    twilio_voice.add_routes(app)
-    twilio_sms.add_routes(app)
-    twilio_revisit.add_routes(app)
-    wechat.add_routes(app)
-    auth.add_routes(app)
-    dispatch_api.add_routes(app)
-    suggestion_api.add_routes(app)
-    figures_api.add_routes(app)
-    agent_api.add_routes(app)
+    for routes in (
+        web_channel,
+        kb_api,
+        twilio_voice,
+        twilio_sms,
+        twilio_revisit,
+        wechat,
+        auth_api,
+        dispatch_api,
+        suggestion_api,
+        figures_api,
+        agent_api,
+    ):
+        routes.add_routes(app)
     app.router.add_get("/healthz", health)
     return app
 

@@ -1,10 +1,21 @@
-"""The one configuration object. Every setting comes from the environment, with a default."""
+"""The one configuration object. Every setting comes from the environment, with a default.
+
+`SETTINGS` below is the one place to add a setting: a field on `Settings` (its default) and
+one `Setting` entry (the environment variable, how its text is read and checked, whether it
+is a secret, and the help that `hotline config --help` shows). `Settings.from_env` walks the
+table; checks between settings come after it in `_check_together`. A bad value is one
+`ValueError` naming the variable, the accepted form and the value given.
+"""
 
 from __future__ import annotations
 
+import math
 import os
+import re
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from nlu.embeddings import BACKENDS as EMBEDDING_BACKENDS
 
@@ -12,50 +23,9 @@ PACKAGE_DIR = Path(__file__).resolve().parent
 DEFAULT_UNITS_FILE = PACKAGE_DIR / "data" / "units.yaml"
 
 
-def _env_int(env: dict[str, str], name: str, default: int) -> int:
-    raw = env.get(name)
-    if raw is None or raw == "":
-        return default
-    try:
-        return int(raw)
-    except ValueError as exc:
-        raise ValueError(f"{name} must be an integer, got {raw!r}") from exc
-
-
-def _env_choice(env: dict[str, str], name: str, default: str, choices: tuple[str, ...]) -> str:
-    raw = env.get(name, "").strip()
-    if not raw:
-        return default
-    if raw not in choices:
-        raise ValueError(f"{name} must be one of {', '.join(choices)}, got {raw!r}")
-    return raw
-
-
-def _env_float(env: dict[str, str], name: str, default: float) -> float:
-    raw = env.get(name)
-    if raw is None or raw == "":
-        return default
-    try:
-        value = float(raw)
-    except ValueError as exc:
-        raise ValueError(f"{name} must be a number, got {raw!r}") from exc
-    if value <= 0:
-        raise ValueError(f"{name} must be positive, got {raw!r}")
-    return value
-
-
-def _env_url(env: dict[str, str], name: str, default: str) -> str:
-    raw = (env.get(name) or "").strip()
-    if not raw:
-        return default
-    if not raw.startswith(("http://", "https://")):
-        raise ValueError(f"{name} must be an http:// or https:// URL, got {raw!r}")
-    return raw.rstrip("/")
-
-
 @dataclass(frozen=True)
 class Settings:
-    """Configuration of one service process.
+    """Configuration of one service process; what each field means is in `SETTINGS`.
 
     `data_dir` holds everything the service writes by itself: the embedded PostgreSQL
     cluster, trained NLU models and the rebuilt embedding model.
@@ -66,50 +36,33 @@ class Settings:
     units_file: Path = DEFAULT_UNITS_FILE
     host: str = "127.0.0.1"
     port: int = 8080
-    # Largest message a citizen may send on any channel, in characters.
     max_message_chars: int = 2000
-    # Largest HTTP request body, in bytes (aiohttp's client_max_size).
     max_body_bytes: int = 256 * 1024
     nlu_model_dir: Path | None = None
     embedding_model_dir: Path | None = None
-    # Below this calibrated confidence the lead unit is not chosen automatically.
     unit_confidence_threshold: float | None = None
-    # None: the calibrated threshold stored with the knowledge-base index (a probability)
     kb_answer_threshold: float | None = None
-    # Below the answer threshold but at least this confident, a text chat offers the top
-    # candidates ("您想咨询的是哪一个？") instead of going straight on to a work order.
     kb_choice_floor: float = 0.3
-    # Largest knowledge-base import file accepted over HTTP, in bytes.
     kb_import_max_bytes: int = 20 * 1024 * 1024
     load_demo_data: bool = True
-    # Sentence embeddings beside n-grams in the NLU (HOTLINE_EMBEDDINGS=0: n-grams only).
     use_embeddings: bool = True
-    # "onnx-int8" (the default: onnxruntime, no torch at run time) or "sentence-transformers"
-    # (float32 on torch); see nlu/embeddings.py.
     embedding_backend: str = "onnx-int8"
     city_name: str = "石狮市"
-    # The optional Rasa engine (nlu/rasa_engine.py): the intent and the routing model servers,
-    # the Python 3.10 virtualenv with Rasa (.ci/rasa-setup) and how long a parse may take.
     rasa_url: str = "http://127.0.0.1:5005"
     rasa_routing_url: str = "http://127.0.0.1:5006"
     rasa_venv: Path = field(
         default_factory=lambda: Path.home() / ".cache" / "hotline-rasa" / "venv"
     )
     rasa_timeout: float = 10.0
-    # Phone, SMS and WeChat (channels/twilio_*.py, channels/wechat.py, services/notify.py).
-    # The service's address as the providers see it (behind a proxy): Twilio signs this URL.
     public_url: str | None = None
     twilio_account_sid: str | None = None
     twilio_auth_token: str | None = None
     twilio_from_number: str | None = None
-    twilio_api_base_url: str | None = None  # None: Twilio's own
+    twilio_api_base_url: str | None = None
     twilio_agent_queue: str = "12345-agents"
-    twilio_agent_number: str | None = None  # set: <Dial> it instead of <Enqueue>
+    twilio_agent_number: str | None = None
     twilio_record_calls: bool = True
-    # a call put through to an agent is transcribed live (Twilio <Start><Transcription>) and
-    # each utterance shown in the agent workspace as it is said
     twilio_live_transcription: bool = True
-    # whom a caller is put through to for each emergency number (a trunk may need a prefix)
     emergency_dial: tuple[tuple[str, str], ...] = (("110", "110"), ("119", "119"), ("120", "120"))
     sms_max_chars: int = 300
     wechat_token: str | None = None
@@ -117,33 +70,22 @@ class Settings:
     wechat_app_id: str | None = None
     wechat_app_secret: str | None = None
     wechat_api_base_url: str = "https://api.weixin.qq.com"
-    # plain, compat or safe, as set in the official account; unset: safe when a key is given
     wechat_mode: str | None = None
-    # WeChat waits 5 s for a reply; later answers go out through the customer-service API
     wechat_reply_deadline: float = 4.5
-    # Dispatch, time limits and supervision (services/dispatch.py, timelimits.py, supervision.py).
-    # Limits in working days: dispatch (the centre), sign for, contact the citizen, resolve.
     limit_dispatch_days: float = 1.0
     limit_sign_for_days: float = 1.0
     limit_contact_days: float = 2.0
     limit_handling_days: float = 5.0
-    # share of a limit after which its light turns yellow
     yellow_share: float = 0.8
     repeat_window_days: int = 180
-    # reports of the same problem (the first included) from which it is escalated
     repeat_threshold: int = 3
-    # the background scheduler in each service process (HOTLINE_SCHEDULER=0: not in this one)
     scheduler_enabled: bool = True
     scheduler_poll_seconds: float = 5.0
     light_scan_seconds: float = 60.0
     job_lease_seconds: float = 60.0
-    # the supervision desk's phone, for the centre's own lights and escalations
     supervision_phone: str | None = None
-    # hours (local, [start, end)) in which units may be texted
     notify_hours: tuple[int, int] = (8, 21)
     session_hours: float = 12.0
-    # revisits (services/revisits.py): hours [start, end) in which citizens are called or
-    # texted, calls before the SMS fallback, first retry delay (doubling), wait for the SMS answer
     revisit_hours: tuple[int, int] = (8, 21)
     revisit_max_calls: int = 3
     revisit_retry_minutes: float = 30.0
@@ -175,176 +117,306 @@ class Settings:
         return replace(self, **changes)
 
     @classmethod
-    def from_env(cls, env: dict[str, str] | None = None) -> Settings:
-        env = dict(os.environ if env is None else env)
-
-        def path(name: str) -> Path | None:
-            raw = env.get(name)
-            return Path(raw).expanduser() if raw else None
-
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
+        env = os.environ if env is None else env
         defaults = cls()
-        threshold = env.get("HOTLINE_UNIT_THRESHOLD")
-        kb_threshold = env.get("HOTLINE_KB_THRESHOLD")
-        return cls(
-            database_url=env.get("DATABASE_URL") or None,
-            data_dir=path("HOTLINE_DATA_DIR") or defaults.data_dir,
-            units_file=path("HOTLINE_UNITS_FILE") or DEFAULT_UNITS_FILE,
-            host=env.get("HOTLINE_HOST") or defaults.host,
-            port=_env_int(env, "HOTLINE_PORT", defaults.port),
-            max_message_chars=_env_int(
-                env, "HOTLINE_MAX_MESSAGE_CHARS", defaults.max_message_chars
-            ),
-            max_body_bytes=_env_int(env, "HOTLINE_MAX_BODY_BYTES", defaults.max_body_bytes),
-            nlu_model_dir=path("HOTLINE_NLU_MODEL_DIR"),
-            embedding_model_dir=path("HOTLINE_EMBEDDING_MODEL_DIR"),
-            unit_confidence_threshold=float(threshold) if threshold else None,
-            kb_answer_threshold=float(kb_threshold) if kb_threshold else None,
-            kb_choice_floor=_env_float(env, "HOTLINE_KB_CHOICE_FLOOR", defaults.kb_choice_floor),
-            kb_import_max_bytes=_env_int(
-                env, "HOTLINE_KB_IMPORT_MAX_BYTES", defaults.kb_import_max_bytes
-            ),
-            load_demo_data=env.get("HOTLINE_DEMO_DATA", "1") not in ("0", "false", "no"),
-            use_embeddings=env.get("HOTLINE_EMBEDDINGS", "1") not in ("0", "false", "no"),
-            embedding_backend=_env_choice(
-                env, "HOTLINE_EMBEDDING_BACKEND", defaults.embedding_backend, EMBEDDING_BACKENDS
-            ),
-            city_name=env.get("HOTLINE_CITY") or defaults.city_name,
-            rasa_url=_env_url(env, "HOTLINE_RASA_URL", defaults.rasa_url),
-            rasa_routing_url=_env_url(env, "HOTLINE_RASA_ROUTING_URL", defaults.rasa_routing_url),
-            rasa_venv=path("HOTLINE_RASA_VENV") or defaults.rasa_venv,
-            rasa_timeout=_env_float(env, "HOTLINE_RASA_TIMEOUT", defaults.rasa_timeout),
-            **_channel_settings(env, defaults),
-            **_dispatch_settings(env, defaults),
-            **_revisit_settings(env, defaults),
-        )
+        values = {
+            s.field: s.parse(s, raw) if (raw := s.raw(env)) else getattr(defaults, s.field)
+            for s in SETTINGS
+        }
+        settings = cls(**values)
+        _check_together(settings)
+        return settings
 
 
-def _channel_settings(env: dict[str, str], defaults: Settings) -> dict[str, object]:
-    def text(name: str) -> str | None:
-        return env.get(name, "").strip() or None
+# -- the table's entries and their parsers ---------------------------------------------------
 
-    mode = text("HOTLINE_WECHAT_MODE")
-    if mode not in (None, "plain", "compat", "safe"):
-        raise ValueError(f"HOTLINE_WECHAT_MODE must be plain, compat or safe, got {mode!r}")
-    aes_key = text("HOTLINE_WECHAT_AES_KEY")
-    if aes_key is not None and len(aes_key) != 43:
-        raise ValueError("HOTLINE_WECHAT_AES_KEY (EncodingAESKey) must be 43 characters")
-    if mode in ("compat", "safe") and aes_key is None:
-        raise ValueError(f"HOTLINE_WECHAT_MODE={mode} needs HOTLINE_WECHAT_AES_KEY")
-    dial = defaults.emergency_dial
-    if text("HOTLINE_EMERGENCY_DIAL"):
-        pairs = [p.split("=", 1) for p in text("HOTLINE_EMERGENCY_DIAL").split(",") if p.strip()]
-        if any(len(p) != 2 or not p[0].strip() or not p[1].strip() for p in pairs):
-            raise ValueError("HOTLINE_EMERGENCY_DIAL must look like 110=110,119=119,120=120")
-        dial = tuple((k.strip(), v.strip()) for k, v in pairs)
-    deadline = text("HOTLINE_WECHAT_REPLY_DEADLINE")
+
+@dataclass(frozen=True)
+class Setting:
+    """One environment variable: which `Settings` field it sets and how its text is read.
+
+    `low`/`high` bound a number (or, for text, its length); `above`/`below` make the bound
+    itself refused. Unset or blank: the field's default in `Settings`.
+    """
+
+    env: str
+    field: str
+    parse: Callable[[Setting, str], object]
+    help: str
+    low: float | None = None
+    high: float | None = None
+    above: bool = False
+    below: bool = False
+    choices: tuple[str, ...] = ()
+    secret: bool = False
+
+    def raw(self, env: Mapping[str, str]) -> str:
+        """The variable's text, stripped; "" when unset."""
+        return (env.get(self.env) or "").strip()
+
+    def refuse(self, raw: str, form: str) -> ValueError:
+        given = f"a value of {len(raw)} characters" if self.secret else repr(raw)
+        return ValueError(f"{self.env} must be {form}, got {given}")
+
+    def bounds(self) -> str:
+        """The bounds in words ("" when unbounded): " between 1 and 65535", " greater than 0"."""
+        low, high = self.low, self.high
+        if low is not None and high is not None and not self.above and not self.below:
+            return f" between {low:g} and {high:g}"
+        parts = []
+        if low is not None:
+            parts.append(f"greater than {low:g}" if self.above else f"of at least {low:g}")
+        if high is not None:
+            parts.append(f"less than {high:g}" if self.below else f"at most {high:g}")
+        return (" " + " and ".join(parts)) if parts else ""
+
+    def within(self, value: float) -> bool:
+        low, high = self.low, self.high
+        if low is not None and (value <= low if self.above else value < low):
+            return False
+        return high is None or (value < high if self.below else value <= high)
+
+    def text(self, value: object) -> str | None:
+        """The value as the variable's text (None for an unset optional setting)."""
+        if value is None:
+            return None
+        if isinstance(value, bool):
+            return "true" if value else "false"
+        if self.parse is _hours:
+            return "{}-{}".format(*value)
+        if self.parse is _dial:
+            return ",".join(f"{number}={target}" for number, target in value)
+        return str(value)
+
+    def shown(self, value: object) -> str | None:
+        """`text`, with a secret masked: a password inside a URL, otherwise all but the last
+        two characters (all of a short one)."""
+        text = self.text(value)
+        if text is None or not self.secret:
+            return text
+        if "://" in text:
+            return mask_url(text)
+        return "****" + text[-2:] if len(text) >= 8 else "****"
+
+
+def mask_url(url: str) -> str:
+    """The URL with the password of its user part and any `password=` parameter as ****."""
+    scheme, sep, rest = url.partition("://")
+    if sep:
+        head = rest.split("?", 1)[0]
+        at = head.rfind("@")
+        if at >= 0:
+            user, colon, _password = rest[:at].partition(":")
+            if colon:
+                rest = f"{user}:****{rest[at:]}"
+    return re.sub(r"([?&]password=)[^&]*", r"\1****", scheme + sep + rest, flags=re.IGNORECASE)
+
+
+def _text(s: Setting, raw: str) -> str:
+    if s.low is not None and s.low == s.high and len(raw) != s.low:
+        raise s.refuse(raw, f"exactly {s.low:g} characters")
+    return raw
+
+
+def _int(s: Setting, raw: str) -> int:
     try:
-        reply_deadline = float(deadline) if deadline else defaults.wechat_reply_deadline
-    except ValueError as exc:
+        value = int(raw)
+    except ValueError:
+        value = None
+    if value is None or not s.within(value):
+        raise s.refuse(raw, "an integer" + s.bounds())
+    return value
+
+
+def _float(s: Setting, raw: str) -> float:
+    try:
+        value = float(raw)
+    except ValueError:
+        value = math.nan
+    if not math.isfinite(value) or not s.within(value):
+        raise s.refuse(raw, "a number" + s.bounds())
+    return value
+
+
+_TRUE = ("1", "true", "yes", "on")
+_FALSE = ("0", "false", "no", "off")
+
+
+def _bool(s: Setting, raw: str) -> bool:
+    word = raw.lower()
+    if word not in _TRUE + _FALSE:
+        raise s.refuse(raw, f"{'/'.join(_TRUE)} or {'/'.join(_FALSE)}")
+    return word in _TRUE
+
+
+def _choice(s: Setting, raw: str) -> str:
+    if raw not in s.choices:
+        raise s.refuse(raw, "one of " + ", ".join(s.choices))
+    return raw
+
+
+def _url(s: Setting, raw: str) -> str:
+    if not raw.startswith(("http://", "https://")) or not urlsplit(raw).netloc:
+        raise s.refuse(raw, "an http:// or https:// URL")
+    return raw.rstrip("/")
+
+
+def _path(s: Setting, raw: str) -> Path:
+    return Path(raw).expanduser()
+
+
+def _hours(s: Setting, raw: str) -> tuple[int, int]:
+    try:
+        start, end = (int(part) for part in raw.split("-"))
+    except ValueError:
+        start, end = 0, 0
+    if not 0 <= start < end <= 24:
+        raise s.refuse(raw, "hours START-END with 0 <= START < END <= 24, like 8-21")
+    return start, end
+
+
+def _dial(s: Setting, raw: str) -> tuple[tuple[str, str], ...]:
+    pairs = [piece.split("=", 1) for piece in raw.split(",") if piece.strip()]
+    if not pairs or any(len(p) != 2 or not p[0].strip() or not p[1].strip() for p in pairs):
+        raise s.refuse(raw, "NUMBER=DIAL pairs like 110=110,119=119,120=120")
+    return tuple((number.strip(), target.strip()) for number, target in pairs)
+
+
+S = Setting
+# a table: one entry per variable reads better than one argument a line
+# fmt: off
+SETTINGS: tuple[Setting, ...] = (
+    # -- the process, its storage and its HTTP limits
+    S("DATABASE_URL", "database_url", _text, "PostgreSQL URL; unset: an embedded cluster in "
+      "the data directory", secret=True),
+    S("HOTLINE_DATA_DIR", "data_dir", _path, "where the service writes by itself: the embedded "
+      "PostgreSQL cluster, trained NLU models, the rebuilt embedding model"),
+    S("HOTLINE_UNITS_FILE", "units_file", _path, "the handling units (YAML)"),
+    S("HOTLINE_HOST", "host", _text, "address to listen on"),
+    S("HOTLINE_PORT", "port", _int, "port to listen on", low=1, high=65535),
+    S("HOTLINE_MAX_MESSAGE_CHARS", "max_message_chars", _int,
+      "largest message a citizen may send on any channel, in characters", low=1),
+    S("HOTLINE_MAX_BODY_BYTES", "max_body_bytes", _int,
+      "largest HTTP request body, in bytes (aiohttp's client_max_size)", low=1),
+    # -- NLU and the knowledge base
+    S("HOTLINE_NLU_MODEL_DIR", "nlu_model_dir", _path,
+      "trained NLU model; unset: <data dir>/models/nlu"),
+    S("HOTLINE_EMBEDDING_MODEL_DIR", "embedding_model_dir", _path,
+      "sentence-embedding model; unset: <data dir>/models/e5-small"),
+    S("HOTLINE_UNIT_THRESHOLD", "unit_confidence_threshold", _float,
+      "below this calibrated confidence the lead unit is not chosen automatically; unset: "
+      "the threshold stored with the trained model", low=0, high=1),
+    S("HOTLINE_KB_THRESHOLD", "kb_answer_threshold", _float,
+      "probability from which the knowledge base answers by itself; unset: the calibrated "
+      "threshold stored with its index", low=0, high=1),
+    S("HOTLINE_KB_CHOICE_FLOOR", "kb_choice_floor", _float,
+      "below the answer threshold but at least this confident, a text chat offers the top "
+      "candidates instead of going straight on to a work order", low=0, high=1, above=True),
+    S("HOTLINE_KB_IMPORT_MAX_BYTES", "kb_import_max_bytes", _int,
+      "largest knowledge-base import file accepted over HTTP, in bytes", low=1),
+    S("HOTLINE_DEMO_DATA", "load_demo_data", _bool,
+      "load the demo knowledge-base entries and staff accounts (password demo12345) into an "
+      "empty database; 0 in production"),
+    S("HOTLINE_EMBEDDINGS", "use_embeddings", _bool,
+      "sentence embeddings beside n-grams in the NLU (0: n-grams only)"),
+    S("HOTLINE_EMBEDDING_BACKEND", "embedding_backend", _choice,
+      "onnx-int8 (onnxruntime, no torch at run time) or sentence-transformers (float32 on "
+      "torch); see nlu/embeddings.py", choices=EMBEDDING_BACKENDS),
+    S("HOTLINE_CITY", "city_name", _text, "the city the hotline serves"),
+    # -- the optional Rasa engine (nlu/rasa_engine.py)
+    S("HOTLINE_RASA_URL", "rasa_url", _url, "the Rasa intent model server"),
+    S("HOTLINE_RASA_ROUTING_URL", "rasa_routing_url", _url, "the Rasa routing model server"),
+    S("HOTLINE_RASA_VENV", "rasa_venv", _path,
+      "the Python 3.10 virtualenv with Rasa (.ci/rasa-setup)"),
+    S("HOTLINE_RASA_TIMEOUT", "rasa_timeout", _float,
+      "seconds a Rasa parse may take", low=0, above=True),
+    # -- phone, SMS and WeChat (channels/twilio_*.py, channels/wechat.py, services/notify.py)
+    S("HOTLINE_PUBLIC_URL", "public_url", _url,
+      "the service's address as the providers see it (behind a proxy); Twilio signs it"),
+    S("HOTLINE_TWILIO_ACCOUNT_SID", "twilio_account_sid", _text, "Twilio account SID"),
+    S("HOTLINE_TWILIO_AUTH_TOKEN", "twilio_auth_token", _text,
+      "Twilio auth token (signs webhooks)", secret=True),
+    S("HOTLINE_TWILIO_FROM_NUMBER", "twilio_from_number", _text,
+      "the number calls and texts come from"),
+    S("HOTLINE_TWILIO_API_BASE_URL", "twilio_api_base_url", _url,
+      "Twilio REST API address; unset: Twilio's own"),
+    S("HOTLINE_TWILIO_AGENT_QUEUE", "twilio_agent_queue", _text,
+      "the <Enqueue> queue callers wait in for an agent"),
+    S("HOTLINE_TWILIO_AGENT_NUMBER", "twilio_agent_number", _text,
+      "set: callers are put through to this number (<Dial>) instead of the queue"),
+    S("HOTLINE_TWILIO_RECORD_CALLS", "twilio_record_calls", _bool, "record calls"),
+    S("HOTLINE_TWILIO_LIVE_TRANSCRIPTION", "twilio_live_transcription", _bool,
+      "transcribe a call put through to an agent live and show each utterance in the agent "
+      "workspace as it is said (Twilio bills it)"),
+    S("HOTLINE_EMERGENCY_DIAL", "emergency_dial", _dial,
+      "whom a caller is put through to for each emergency number (a trunk may need a prefix)"),
+    S("HOTLINE_SMS_MAX_CHARS", "sms_max_chars", _int,
+      "longest SMS sent; longer texts go as numbered parts", low=20),
+    S("HOTLINE_WECHAT_TOKEN", "wechat_token", _text,
+      "WeChat official account Token (signs messages)", secret=True),
+    S("HOTLINE_WECHAT_AES_KEY", "wechat_aes_key", _text,
+      "WeChat EncodingAESKey (43 characters)", low=43, high=43, secret=True),
+    S("HOTLINE_WECHAT_APP_ID", "wechat_app_id", _text, "WeChat AppID"),
+    S("HOTLINE_WECHAT_APP_SECRET", "wechat_app_secret", _text, "WeChat AppSecret", secret=True),
+    S("HOTLINE_WECHAT_API_BASE_URL", "wechat_api_base_url", _url, "WeChat API address"),
+    S("HOTLINE_WECHAT_MODE", "wechat_mode", _choice,
+      "message encryption as set in the official account; unset: safe when an AES key is "
+      "given, else plain", choices=("plain", "compat", "safe")),
+    S("HOTLINE_WECHAT_REPLY_DEADLINE", "wechat_reply_deadline", _float,
+      "seconds to answer in the reply itself (WeChat waits 5); later answers go out through "
+      "the customer-service API", low=0, high=5, above=True, below=True),
+    # -- dispatch, time limits and supervision (services/dispatch, deadlines, supervision)
+    S("HOTLINE_LIMIT_DISPATCH_DAYS", "limit_dispatch_days", _float,
+      "working days for the centre to dispatch an order", low=0.01),
+    S("HOTLINE_LIMIT_SIGN_FOR_DAYS", "limit_sign_for_days", _float,
+      "working days for a unit to sign for an order", low=0.01),
+    S("HOTLINE_LIMIT_CONTACT_DAYS", "limit_contact_days", _float,
+      "working days for a unit to contact the citizen", low=0.01),
+    S("HOTLINE_LIMIT_HANDLING_DAYS", "limit_handling_days", _float,
+      "working days for a unit to resolve an order", low=0.01),
+    S("HOTLINE_YELLOW_SHARE", "yellow_share", _float,
+      "share of a time limit after which its light turns yellow", low=0.01, high=0.99),
+    S("HOTLINE_REPEAT_WINDOW_DAYS", "repeat_window_days", _int,
+      "days within which a report of the same problem counts as a repeat", low=1),
+    S("HOTLINE_REPEAT_THRESHOLD", "repeat_threshold", _int,
+      "reports of the same problem (the first included) from which it is escalated", low=2),
+    S("HOTLINE_SCHEDULER", "scheduler_enabled", _bool,
+      "run the background job scheduler in this service process"),
+    S("HOTLINE_SCHEDULER_POLL_SECONDS", "scheduler_poll_seconds", _float,
+      "seconds between the scheduler's looks for due jobs", low=0.1),
+    S("HOTLINE_LIGHT_SCAN_SECONDS", "light_scan_seconds", _float,
+      "seconds between scans for time-limit lights", low=1),
+    S("HOTLINE_JOB_LEASE_SECONDS", "job_lease_seconds", _float,
+      "seconds a worker holds a job without renewing its lease", low=1),
+    S("HOTLINE_SUPERVISION_PHONE", "supervision_phone", _text,
+      "the supervision desk's phone, for the centre's own lights and escalations"),
+    S("HOTLINE_NOTIFY_HOURS", "notify_hours", _hours,
+      "local hours [start, end) in which units may be texted"),
+    S("HOTLINE_SESSION_HOURS", "session_hours", _float,
+      "hours a staff sign-in lasts", low=0.1),
+    # -- revisits (services/revisits)
+    S("HOTLINE_REVISIT_HOURS", "revisit_hours", _hours,
+      "local hours [start, end) in which citizens are called or texted for a revisit"),
+    S("HOTLINE_REVISIT_MAX_CALLS", "revisit_max_calls", _int,
+      "revisit calls before the SMS fallback", low=0),
+    S("HOTLINE_REVISIT_RETRY_MINUTES", "revisit_retry_minutes", _float,
+      "minutes before the first revisit call is retried (doubling each time)", low=0,
+      above=True),
+    S("HOTLINE_REVISIT_DELAY_MINUTES", "revisit_delay_minutes", _float,
+      "minutes after resolution before the revisit starts", low=0),
+    S("HOTLINE_REVISIT_REPLY_HOURS", "revisit_reply_hours", _float,
+      "hours to wait for the citizen's answer to a revisit", low=0, above=True),
+)
+# fmt: on
+del S
+
+
+def _check_together(settings: Settings) -> None:
+    """Checks between settings, after each one has been read on its own."""
+    mode = settings.wechat_mode
+    if mode in ("compat", "safe") and settings.wechat_aes_key is None:
         raise ValueError(
-            f"HOTLINE_WECHAT_REPLY_DEADLINE must be seconds, got {deadline!r}"
-        ) from exc
-    public_url = text("HOTLINE_PUBLIC_URL")
-    if public_url and not public_url.startswith(("https://", "http://")):
-        raise ValueError(f"HOTLINE_PUBLIC_URL must start with https://, got {public_url!r}")
-    return {
-        "public_url": public_url.rstrip("/") if public_url else None,
-        "twilio_account_sid": text("HOTLINE_TWILIO_ACCOUNT_SID"),
-        "twilio_auth_token": text("HOTLINE_TWILIO_AUTH_TOKEN"),
-        "twilio_from_number": text("HOTLINE_TWILIO_FROM_NUMBER"),
-        "twilio_api_base_url": text("HOTLINE_TWILIO_API_BASE_URL"),
-        "twilio_agent_queue": text("HOTLINE_TWILIO_AGENT_QUEUE") or defaults.twilio_agent_queue,
-        "twilio_agent_number": text("HOTLINE_TWILIO_AGENT_NUMBER"),
-        "twilio_record_calls": env.get("HOTLINE_TWILIO_RECORD_CALLS", "1")
-        not in ("0", "false", "no"),
-        "twilio_live_transcription": env.get("HOTLINE_TWILIO_LIVE_TRANSCRIPTION", "1")
-        not in ("0", "false", "no"),
-        "emergency_dial": dial,
-        "sms_max_chars": _env_int(env, "HOTLINE_SMS_MAX_CHARS", defaults.sms_max_chars),
-        "wechat_token": text("HOTLINE_WECHAT_TOKEN"),
-        "wechat_aes_key": aes_key,
-        "wechat_app_id": text("HOTLINE_WECHAT_APP_ID"),
-        "wechat_app_secret": text("HOTLINE_WECHAT_APP_SECRET"),
-        "wechat_api_base_url": text("HOTLINE_WECHAT_API_BASE_URL") or defaults.wechat_api_base_url,
-        "wechat_mode": mode,
-        "wechat_reply_deadline": reply_deadline,
-    }
-
-
-def _dispatch_settings(env: dict[str, str], defaults: Settings) -> dict[str, object]:
-    def number(name: str, default: float, low: float, high: float | None = None) -> float:
-        raw = env.get(name, "").strip()
-        if not raw:
-            return default
-        try:
-            value = float(raw)
-        except ValueError as exc:
-            raise ValueError(f"{name} must be a number, got {raw!r}") from exc
-        if value < low or (high is not None and value > high) or value != value:
-            limit = f"between {low} and {high}" if high is not None else f"at least {low}"
-            raise ValueError(f"{name} must be {limit}, got {raw!r}")
-        return value
-
-    hours = env.get("HOTLINE_NOTIFY_HOURS", "").strip()
-    notify_hours = defaults.notify_hours
-    if hours:
-        try:
-            start, end = (int(p) for p in hours.split("-"))
-        except ValueError as exc:
-            raise ValueError(f"HOTLINE_NOTIFY_HOURS must look like 8-21, got {hours!r}") from exc
-        if not 0 <= start < end <= 24:
-            raise ValueError(f"HOTLINE_NOTIFY_HOURS must look like 8-21, got {hours!r}")
-        notify_hours = (start, end)
-    share = number("HOTLINE_YELLOW_SHARE", defaults.yellow_share, 0.01, 0.99)
-    return {
-        "limit_dispatch_days": number(
-            "HOTLINE_LIMIT_DISPATCH_DAYS", defaults.limit_dispatch_days, 0.01
-        ),
-        "limit_sign_for_days": number(
-            "HOTLINE_LIMIT_SIGN_FOR_DAYS", defaults.limit_sign_for_days, 0.01
-        ),
-        "limit_contact_days": number(
-            "HOTLINE_LIMIT_CONTACT_DAYS", defaults.limit_contact_days, 0.01
-        ),
-        "limit_handling_days": number(
-            "HOTLINE_LIMIT_HANDLING_DAYS", defaults.limit_handling_days, 0.01
-        ),
-        "yellow_share": share,
-        "repeat_window_days": int(
-            number("HOTLINE_REPEAT_WINDOW_DAYS", defaults.repeat_window_days, 1)
-        ),
-        "repeat_threshold": int(number("HOTLINE_REPEAT_THRESHOLD", defaults.repeat_threshold, 2)),
-        "scheduler_enabled": env.get("HOTLINE_SCHEDULER", "1") not in ("0", "false", "no"),
-        "scheduler_poll_seconds": number(
-            "HOTLINE_SCHEDULER_POLL_SECONDS", defaults.scheduler_poll_seconds, 0.1
-        ),
-        "light_scan_seconds": number("HOTLINE_LIGHT_SCAN_SECONDS", defaults.light_scan_seconds, 1),
-        "job_lease_seconds": number("HOTLINE_JOB_LEASE_SECONDS", defaults.job_lease_seconds, 1),
-        "supervision_phone": env.get("HOTLINE_SUPERVISION_PHONE", "").strip() or None,
-        "notify_hours": notify_hours,
-        "session_hours": number("HOTLINE_SESSION_HOURS", defaults.session_hours, 0.1),
-    }
-
-
-def _revisit_settings(env: dict[str, str], defaults: Settings) -> dict[str, object]:
-    hours = env.get("HOTLINE_REVISIT_HOURS", "").strip()
-    revisit_hours = defaults.revisit_hours
-    if hours:
-        try:
-            start, end = (int(p) for p in hours.split("-"))
-        except ValueError as exc:
-            raise ValueError(f"HOTLINE_REVISIT_HOURS must look like 8-21, got {hours!r}") from exc
-        if not 0 <= start < end <= 24:
-            raise ValueError(f"HOTLINE_REVISIT_HOURS must look like 8-21, got {hours!r}")
-        revisit_hours = (start, end)
-    max_calls = _env_int(env, "HOTLINE_REVISIT_MAX_CALLS", defaults.revisit_max_calls)
-    if max_calls < 0:
-        raise ValueError(f"HOTLINE_REVISIT_MAX_CALLS must be 0 or more, got {max_calls}")
-    values = {
-        name: _env_float(env, f"HOTLINE_{name.upper()}", getattr(defaults, name))
-        for name in ("revisit_retry_minutes", "revisit_delay_minutes", "revisit_reply_hours")
-    }
-    for name, value in values.items():
-        if not value >= 0:
-            raise ValueError(f"HOTLINE_{name.upper()} must be 0 or more, got {value}")
-    return {"revisit_hours": revisit_hours, "revisit_max_calls": max_calls, **values}
+            f"HOTLINE_WECHAT_MODE={mode} needs HOTLINE_WECHAT_AES_KEY (the EncodingAESKey), "
+            "got none"
+        )

@@ -1,4 +1,5 @@
-"""Everything a request handler may need, built once per process at start-up."""
+"""Everything a request handler may need, built once per process at start-up
+(services/app.build_context, in dependency order)."""
 
 from __future__ import annotations
 
@@ -9,13 +10,17 @@ from aiohttp import web
 
 from knowledgebase.service import KnowledgeBase
 from nlu.types import Engine
+from services.agents.actions import AgentActions
+from services.agents.hub import AgentHub
+from services.agents.suggest import OrderIndexer
 from services.config import Settings
 from services.conversation.service import ConversationService
 from services.core.clock import Clock
 from services.core.unit_directory import UnitDirectory
 from services.desk import Desk
-from services.outbound.twilio_sender import Notifier
-from services.outbound.wechat_client import WeChatApi
+from services.jobs.scheduler import Handler
+from services.outbound.outbox import Outbox
+from services.revisits.service import RevisitService
 
 
 @dataclass
@@ -27,11 +32,25 @@ class Context:
     nlu: Engine
     kb: KnowledgeBase
     conversation: ConversationService
-    # outbound messages to citizens and units (services/notify.py, services/wechat_api.py)
-    notify: Notifier | None = None
-    wechat: WeChatApi | None = None
-    # dispatch, time limits, supervision lights and the scheduler (services/desk.py)
+    # every message to citizens and units, on any channel (services/outbound/outbox.py)
+    outbox: Outbox | None = None
+    # dispatch, time limits and supervision lights (services/desk.py)
     desk: Desk | None = None
+    revisits: RevisitService | None = None
+    # live pushes to agents and web citizens across processes (services/agents/hub.py)
+    hub: AgentHub | None = None
+    # what agents do with conversations (services/agents/actions.py)
+    agents: AgentActions | None = None
+    # resolved orders embedded for the agents' similar-case search (None: no sentence model)
+    indexer: OrderIndexer | None = None
+
+    def job_handlers(self) -> dict[str, Handler]:
+        """Every kind of scheduler job this process can run."""
+        handlers: dict[str, Handler] = {}
+        for part in (self.desk, self.outbox, self.revisits):
+            if part is not None:
+                handlers.update(part.handlers())
+        return handlers
 
 
 CONTEXT = web.AppKey("context", Context)

@@ -1,13 +1,10 @@
-"""The dispatch and supervision desk of one process: calendar, clocks, dispatcher, lights,
-and the scheduler that runs their jobs. Built once at start-up from the settings."""
+"""The dispatch and supervision desk of one process: calendar, clocks, dispatcher, lights.
+Built once at start-up from the settings (services/app.py), or alone by `hotline scheduler`
+and the benchmarks."""
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-import logging
-from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import asyncpg
 
@@ -19,10 +16,8 @@ from services.deadlines.timelimits import OrderClocks, TimeLimits
 from services.deadlines.workdays import WorkCalendar
 from services.dispatch.dispatcher import Dispatcher
 from services.dispatch.repeats import RepeatPolicy
-from services.jobs.scheduler import Handler, Scheduler
-from services.supervision.lights import Notifier, Supervision
-
-log = logging.getLogger(__name__)
+from services.jobs.scheduler import Handler
+from services.supervision.lights import Outbound, Supervision
 
 
 def limits_from(settings: Settings) -> TimeLimits:
@@ -35,29 +30,16 @@ def limits_from(settings: Settings) -> TimeLimits:
     )
 
 
-@dataclass
+@dataclass(frozen=True)
 class Desk:
     calendar: WorkCalendar
     clocks: OrderClocks
     dispatcher: Dispatcher
     supervision: Supervision
-    # job handlers of other services run by the same scheduler (revisits)
-    extra_handlers: dict[str, Handler] = field(default_factory=dict)
 
-    def scheduler(
-        self,
-        settings: Settings,
-        *,
-        worker_id: str | None = None,
-        lease_seconds: float | None = None,
-    ) -> Scheduler:
-        return Scheduler(
-            self.supervision.pool,
-            self.supervision.clock,
-            {**self.supervision.handlers(self.calendar), **self.extra_handlers},
-            worker_id=worker_id,
-            lease_seconds=lease_seconds or settings.job_lease_seconds,
-        )
+    def handlers(self) -> dict[str, Handler]:
+        """The scheduler's jobs of the desk (lights, escalations, calendar refresh)."""
+        return self.supervision.handlers(self.calendar)
 
 
 async def build_desk(
@@ -65,7 +47,7 @@ async def build_desk(
     pool: asyncpg.Pool,
     clock: Clock,
     units: UnitDirectory,
-    notifier: Notifier | None = None,
+    outbox: Outbound | None = None,
 ) -> Desk:
     calendar = WorkCalendar()
     await workdays.refresh(calendar, pool)
@@ -81,30 +63,9 @@ async def build_desk(
         pool,
         clock,
         clocks,
-        notifier=notifier,
+        outbox=outbox,  # texts to units go out like every other SMS
         supervision_phone=settings.supervision_phone,
         notify_hours=settings.notify_hours,
         scan_interval=settings.light_scan_seconds,
     )
     return Desk(calendar, clocks, dispatcher, supervision)
-
-
-@contextlib.asynccontextmanager
-async def running_scheduler(desk: Desk, settings: Settings) -> AsyncIterator[Scheduler | None]:
-    """The scheduler as a background task for as long as the block runs (when enabled)."""
-    if not settings.scheduler_enabled:
-        yield None
-        return
-    scheduler = desk.scheduler(settings)
-    await desk.supervision.ensure_recurring()
-    stop = asyncio.Event()
-    task = asyncio.create_task(scheduler.run_forever(stop, settings.scheduler_poll_seconds))
-    log.info("scheduler %s started", scheduler.worker_id)
-    try:
-        yield scheduler
-    finally:
-        stop.set()
-        try:
-            await asyncio.wait_for(task, timeout=30)
-        except TimeoutError:
-            task.cancel()

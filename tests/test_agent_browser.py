@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from services.staff import auth
-from tests.agent_support import open_workspace
-from tests.browser import chromium_page
+from services.staff import accounts as auth
+from tests.support.agent import open_workspace
+from tests.support.browser import chromium_page
 
 pytestmark = pytest.mark.browser
 

@@ -9,14 +9,13 @@ import aiohttp
 import pytest
 
 from services.agents import suggest as agent_suggest
-from services.api import agent as agent_api
 from services.cli.kb_tools import temporary_database
 from services.storage import citizens, work_orders
 from services.storage.work_orders import Actor, NewWorkOrder
-from tests.agent_support import agent_socket, frame, login, reply_reaches_widget, watch
-from tests.conftest import start_service
-from tests.desk_support import Api
-from tests.serve_process import serve_env, serving
+from tests.support.agent import agent_socket, frame, login, reply_reaches_widget, watch
+from tests.support.desk import Api
+from tests.support.serve_process import serve_env, serving
+from tests.support.service import start_service
 
 
 @pytest.fixture
@@ -26,7 +25,6 @@ async def two_services(settings, clock, nlu_engine):
     yield a, b
     for s in (a, b):
         await s.stop()
-        await s.ctx.pool.close()
 
 
 async def test_queue_push_crosses_processes_and_agent_reply_reaches_the_widget(two_services):
@@ -237,7 +235,6 @@ async def other_centre(settings, clock, nlu_engine, tmp_path):
         running = await start_service(other, clock, nlu_engine)
         yield running
         await running.stop()
-        await running.ctx.pool.close()
 
 
 async def test_an_agent_cannot_open_another_centres_data(service, other_centre):
@@ -310,7 +307,7 @@ async def test_suggestions_feedback_and_dispatch(service):
         svc, "小区楼下餐馆油烟太大", "已责令餐馆加装油烟净化器并复查达标。", "ecology"
     )
     # resolved orders are embedded in the background, not by the request: its next round
-    indexer = svc.runner.app[agent_api.INDEXER]
+    indexer = svc.ctx.indexer
     while await indexer.run_once() is None:  # the round at start-up may still hold the lock
         await asyncio.sleep(0.05)
     async with svc.ctx.pool.acquire() as conn:

@@ -10,8 +10,9 @@ from datetime import timedelta
 import aiohttp
 import pytest
 
-from services.staff import auth
-from tests.desk_support import PASSWORD, Api, login, make_user
+from services.api.auth import require_role
+from services.staff import accounts as auth
+from tests.support.desk import PASSWORD, Api, login, make_user
 
 
 def test_passwords_are_salted_scrypt_hashes():
@@ -26,9 +27,9 @@ def test_passwords_are_salted_scrypt_hashes():
 
 def test_require_role_knows_the_roles():
     with pytest.raises(ValueError):
-        auth.require_role("superuser")
+        require_role("superuser")
     with pytest.raises(ValueError):
-        auth.require_role()
+        require_role()
 
 
 async def test_accounts_are_checked_when_created(desk_service):

@@ -4,20 +4,8 @@ from __future__ import annotations
 
 import aiohttp
 
-from tests.chat_client import ChatClient
-from tests.conftest import start_service
-
-COMPLAINT = "我要投诉，湖滨街道长福路口那家川菜馆厨房油烟直接排到我家窗户，天天呛得不行"
-
-
-async def file_complaint(client: ChatClient) -> dict:
-    first = await client.say(COMPLAINT)
-    assert any("电话" in r for r in first["replies"]), first
-    second = await client.say("13859901234")
-    assert any("请确认" in r for r in second["replies"]), second
-    third = await client.say("确认")
-    assert third["request_number"], third
-    return third
+from tests.support.chat import COMPLAINT, ChatClient, file_complaint
+from tests.support.service import start_service
 
 
 async def test_complaint_is_filed_with_number_and_unit(service, conn):
@@ -129,7 +117,6 @@ async def test_conversation_continues_after_restart(settings, clock, nlu_engine)
         assert any("电话" in r for r in first["replies"])
     finally:
         await running.stop()
-        await running.ctx.pool.close()
     running = await start_service(settings, clock, nlu_engine)
     client.base_url = running.url
     try:
@@ -140,7 +127,6 @@ async def test_conversation_continues_after_restart(settings, clock, nlu_engine)
         assert third["conversation_id"] == first["conversation_id"]
     finally:
         await running.stop()
-        await running.ctx.pool.close()
 
 
 async def test_progress_query_by_request_number(service):

@@ -7,7 +7,7 @@ import subprocess
 import sys
 import urllib.request
 
-from tests.serve_process import serve_env, serving
+from tests.support.serve_process import serve_env, serving
 
 
 def test_serve_starts_and_answers(database_url, tmp_path):

@@ -10,7 +10,7 @@ import aiohttp
 from services.core.clock import CHINA_TZ
 from services.storage import assists
 from services.storage.work_orders import Actor
-from tests.desk_support import (
+from tests.support.desk import (
     event_kinds,
     file_order,
     login,
@@ -287,10 +287,9 @@ async def test_a_disputed_return_goes_straight_to_arbitration(desk_service):
 async def test_from_the_chat_to_the_unit_and_the_repeat_noted(service, conn):
     """End to end with the real NLU: the chat files, dispatch routes with the territorial unit
     assisting, the unit's handler sees it; the same complaint again is linked as a repeat."""
-    from services.staff.auth import create_user
-    from tests.chat_client import ChatClient
-    from tests.desk_support import PASSWORD, Api
-    from tests.test_chat_api import COMPLAINT, file_complaint
+    from services.staff.accounts import create_user
+    from tests.support.chat import COMPLAINT, ChatClient, file_complaint
+    from tests.support.desk import PASSWORD, Api
 
     client = ChatClient(service.url)
     number = (await file_complaint(client))["request_number"]

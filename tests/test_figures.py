@@ -13,8 +13,8 @@ import aiohttp
 
 from services.core.clock import CHINA_TZ
 from services.storage.work_orders import Actor
-from tests.browser import chromium_page, require_cjk_font
-from tests.desk_support import file_order, login, make_user, suggestion
+from tests.support.browser import chromium_page, require_cjk_font
+from tests.support.desk import file_order, login, make_user, suggestion
 
 UNIT = Actor("h-works", "unit")
 WORKS = "municipal-works"

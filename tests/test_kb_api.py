@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import aiohttp
 
-from services.staff import auth
-from tests.chat_client import ChatClient
+from services.staff import accounts as auth
+from tests.support.chat import ChatClient
 
 PASSWORD = "correct horse battery"
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 from knowledgebase.service import DEMO_FAQ
-from tests.chat_client import ChatClient
+from tests.support.chat import ChatClient
 
 
 def demo_entry(entry_id: str) -> dict:

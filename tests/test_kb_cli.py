@@ -11,7 +11,7 @@ import sys
 import asyncpg
 
 from knowledgebase.service import DEMO_FAQ
-from tests.conftest import CACHE_DIR
+from tests.support.service import CACHE_DIR
 
 
 def hotline(database_url: str, tmp_path, *args: str, embeddings: bool = False, demo: bool = False):

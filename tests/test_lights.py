@@ -14,13 +14,14 @@ from services.core.clock import CHINA_TZ
 from services.orders import states
 from services.storage import lights, work_orders
 from services.storage.work_orders import Actor
-from tests.desk_support import (
+from tests.support.desk import (
     event_kinds,
     file_order,
     lights_of,
     login,
     make_user,
     order_row,
+    scheduler_for,
     suggestion,
 )
 
@@ -162,7 +163,7 @@ async def test_dissatisfied_at_revisit_lights_red_at_once_and_each_time(desk_ser
     assert row["lead_unit"] == "municipal-works"
     # the handling clock restarts from the reopening: 5 working days from Monday 10:00
     assert row["handling_due_at"] == at(2026, 11, 30, 10)
-    scheduler = svc.desk.scheduler(svc.ctx.settings)
+    scheduler = scheduler_for(svc.ctx)
     await scheduler.run_once()
     [first_sms] = svc.notifier.sent
     assert first_sms["to"] == "13900000001" and first_sms["purpose"] == "light:dissatisfied:red"
@@ -226,7 +227,7 @@ async def test_each_light_texts_the_units_contact_once_in_allowed_hours(desk_ser
     queued, _ = await file_order(
         svc, at(2026, 11, 23, 10), suggestions=[suggestion("fire", 0.2, confident=False)]
     )
-    scheduler = svc.desk.scheduler(svc.ctx.settings)
+    scheduler = scheduler_for(svc.ctx)
     # 05:12: two yellow lights, but nobody is texted at night
     assert await scan_at(svc, clock, at(2026, 11, 24, 5, 12)) == 2
     report = await scheduler.run_once()
@@ -259,7 +260,7 @@ async def test_after_downtime_a_passed_deadline_texts_only_red(desk_service, clo
         )
     order, _ = await file_order(svc, at(2026, 11, 23, 10))
     assert await scan_at(svc, clock, at(2026, 11, 24, 11)) == 2  # yellow and red at once
-    await svc.desk.scheduler(svc.ctx.settings).run_once()
+    await scheduler_for(svc.ctx).run_once()
     assert [m["purpose"] for m in svc.notifier.sent] == ["light:sign_for:red"]
     async with svc.pool.acquire() as conn:
         results = dict(

@@ -38,7 +38,7 @@ def test_routine_matters_with_emergency_words_are_not_emergencies(nlu_engine, te
 
 
 async def test_emergency_in_chat_is_answered_not_filed(service, conn):
-    from tests.chat_client import ChatClient
+    from tests.support.chat import ChatClient
 
     client = ChatClient(service.url)
     for text, numbers in EMERGENCIES:

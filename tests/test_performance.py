@@ -8,7 +8,7 @@ import aiohttp
 
 from services.core.clock import CHINA_TZ
 from services.storage.work_orders import Actor
-from tests.desk_support import file_order, login, make_user
+from tests.support.desk import file_order, login, make_user
 
 UNIT = Actor("handler", "unit")
 AGENT = Actor("agent", "agent")

@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -28,19 +27,15 @@ from nlu.rasa_engine import RasaEngine, RasaError
 from nlu.rasa_export import INTENT_PROJECT, ROUTING_PROJECT, export, fingerprint, load_faqs
 from nlu.rasa_runtime import read_trained
 from nlu.training_data import DATA_DIR, HELDOUT_FILE
-from tests.conftest import CACHE_DIR, RASA_FIGURES
+from tests.support.processes import free_port, stop_process
+from tests.support.rasa import RASA_FIGURES
+from tests.support.service import CACHE_DIR
 
 ROOT = Path(__file__).resolve().parents[1]
 CONVERSATION_HELDOUT = DATA_DIR / "heldout_conversation.jsonl"
 # the knowledge base's own held-out questions (never exported: only faq.jsonl is)
 KB_QUESTIONS = ROOT / "knowledgebase" / "data" / "eval_queries.jsonl"
 SETUP_MISSING = {3: "no Python 3.10 on this machine", 4: "the package index is unreachable"}
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _warn(config: pytest.Config, message: str) -> None:
@@ -115,8 +110,8 @@ def rasa_setup(request: pytest.FixtureRequest) -> RasaSetup:
 @pytest.fixture(scope="session")
 def rasa_engine(rasa_setup: RasaSetup) -> Iterator[RasaEngine]:
     """`hotline nlu rasa-serve` on two free loopback ports, and an engine asking it."""
-    intent_url = f"http://127.0.0.1:{_free_port()}"
-    routing_url = f"http://127.0.0.1:{_free_port()}"
+    intent_url = f"http://127.0.0.1:{free_port()}"
+    routing_url = f"http://127.0.0.1:{free_port()}"
     env = dict(rasa_setup.env, HOTLINE_RASA_URL=intent_url, HOTLINE_RASA_ROUTING_URL=routing_url)
     log = rasa_setup.models / "serve-test.log"
     started = time.perf_counter()
@@ -151,11 +146,7 @@ def rasa_engine(rasa_setup: RasaSetup) -> Iterator[RasaEngine]:
         yield engine
     finally:
         engine.close()
-        serve.terminate()  # rasa-serve stops both Rasa servers on SIGTERM
-        try:
-            serve.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            serve.kill()
+        stop_process(serve, grace=60)  # rasa-serve stops both Rasa servers on SIGTERM
 
 
 # -- the export ---------------------------------------------------------------------------
@@ -194,14 +185,14 @@ def test_commands_need_the_virtualenv(tmp_path):
     assert "rasa-setup" in done.stderr and "Traceback" not in done.stderr
     done = _cli("rasa-serve", "--out", str(tmp_path / "out"), env=env, timeout=120)
     assert done.returncode == 2 and "rasa-train" in done.stderr
-    down = f"http://127.0.0.1:{_free_port()}"
+    down = f"http://127.0.0.1:{free_port()}"
     env.update(HOTLINE_RASA_URL=down, HOTLINE_RASA_ROUTING_URL=down)
     done = _cli("eval", "--engine", "rasa", "--data", str(HELDOUT_FILE), env=env, timeout=120)
     assert done.returncode == 2 and "rasa-serve" in done.stderr and "Traceback" not in done.stderr
 
 
 def test_engine_reports_a_server_that_is_down():
-    engine = RasaEngine(f"http://127.0.0.1:{_free_port()}", f"http://127.0.0.1:{_free_port()}")
+    engine = RasaEngine(f"http://127.0.0.1:{free_port()}", f"http://127.0.0.1:{free_port()}")
     started = time.perf_counter()
     with pytest.raises(RasaError, match="does not answer"):
         engine.parse("楼下饭店油烟太大了")

@@ -10,7 +10,7 @@ import aiohttp
 from services.core.clock import CHINA_TZ
 from services.dispatch.repeats import place_key
 from services.storage.work_orders import Actor
-from tests.desk_support import event_kinds, file_order, login, make_user, order_row
+from tests.support.desk import event_kinds, file_order, login, make_user, order_row, scheduler_for
 
 START = datetime(2026, 3, 2, 10, tzinfo=CHINA_TZ)
 ROOF = {
@@ -129,7 +129,7 @@ async def test_the_leaking_roof_is_escalated_not_closed_121_times(desk_service, 
     assert [q["payload"]["reports"] for q in queued] == [3, 4]
     # the supervision desk is texted about it
     clock.current = when
-    report = await svc.desk.scheduler(svc.ctx.settings).run_once()
+    report = await scheduler_for(svc.ctx).run_once()
     assert report.by_kind["notify_escalation"] == 2
     assert [m["purpose"] for m in svc.notifier.sent] == ["escalation", "escalation"]
     assert "第3次反映" in svc.notifier.sent[0]["body"]

@@ -18,7 +18,8 @@ from services.core.clock import CHINA_TZ, SystemClock
 from services.jobs.scheduler import Later, Scheduler
 from services.storage import jobs
 from services.supervision.lights import Supervision
-from tests.desk_support import RecordingNotifier, file_order
+from tests.support.desk import RecordingNotifier, file_order
+from tests.support.processes import stop_process
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -68,7 +69,7 @@ async def test_jobs_retry_with_backoff_then_fail_and_leases_are_respected(desk_s
     assert row["failed_at"] is not None and row["attempts"] == 3
 
     # a kind this worker cannot run is left alone for a process that can (the standalone
-    # `hotline scheduler` has no revisit handlers; the service processes do)
+    # deployment may run workers that know different job kinds)
     async with pool.acquire() as conn:
         untouched = await jobs.by_id(conn, other_kind)
     assert untouched["attempts"] == 0 and untouched["last_error"] is None
@@ -113,7 +114,7 @@ def _worker(
         [
             sys.executable,
             "-m",
-            "tests.scheduler_worker",
+            "tests.support.scheduler_worker",
             dsn,
             str(out),
             "--mode",
@@ -148,7 +149,7 @@ async def _lights_with_jobs(svc, clock, orders: int) -> None:
 
 def _real_time_scheduler(svc, notifier, worker: str, lease: float) -> Scheduler:
     real = SystemClock()
-    sup = Supervision(svc.pool, real, svc.desk.clocks, notifier=notifier, notify_hours=(0, 24))
+    sup = Supervision(svc.pool, real, svc.desk.clocks, outbox=notifier, notify_hours=(0, 24))
     return Scheduler(svc.pool, real, sup.handlers(), worker_id=worker, lease_seconds=lease)
 
 
@@ -171,8 +172,7 @@ async def test_a_killed_process_loses_no_job(desk_service, clock, database_url, 
         proc.send_signal(signal.SIGKILL)
         proc.wait(timeout=10)
     finally:
-        if proc.poll() is None:
-            proc.kill()
+        stop_process(proc, grace=0)
     rescuer_sms = RecordingNotifier()
     rescuer = _real_time_scheduler(svc, rescuer_sms, "rescuer", lease=30)
     # while the dead process's leases run, its jobs are left alone
@@ -220,7 +220,7 @@ async def test_two_processes_never_send_the_same_notification(
 
 async def test_the_app_runs_the_scheduler_in_the_background(settings, clock):
     """With HOTLINE_SCHEDULER on, the service raises lights and texts units by itself."""
-    from tests.desk_support import start_desk_service
+    from tests.support.desk import start_desk_service
 
     svc = await start_desk_service(
         settings.with_overrides(scheduler_poll_seconds=0.1), clock, scheduler=True
@@ -243,7 +243,7 @@ async def test_the_app_runs_the_scheduler_in_the_background(settings, clock):
             "light:sign_for:red",
         ]
     finally:
-        await svc.close()
+        await svc.stop()
 
 
 async def test_hotline_scheduler_once_from_the_command_line(

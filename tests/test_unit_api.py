@@ -9,7 +9,7 @@ import aiohttp
 
 from services.api import unit as unit_api
 from services.core.clock import CHINA_TZ
-from tests.desk_support import Api, file_order, login, make_user, order_row, suggestion
+from tests.support.desk import Api, file_order, login, make_user, order_row, suggestion
 
 NOW = datetime(2026, 11, 23, 10, tzinfo=CHINA_TZ)
 BODIES = {

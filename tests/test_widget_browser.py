@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.browser import chromium_page
+from tests.support.browser import chromium_page
 
 pytestmark = pytest.mark.browser
 

@@ -11,7 +11,7 @@ import pytest
 from services.core.clock import CHINA_TZ
 from services.deadlines.timelimits import OrderClocks, TimeLimits
 from services.deadlines.workdays import CalendarDay, CalendarError, WorkCalendar
-from tests.desk_support import file_order, order_row
+from tests.support.desk import file_order, order_row, scheduler_for
 
 
 def at(*args: int) -> datetime:
@@ -109,7 +109,7 @@ async def test_deadlines_are_stored_on_the_order_across_national_day(desk_servic
 async def test_admin_calendar_api_and_recomputed_deadlines(desk_service, clock, caplog):
     import aiohttp
 
-    from tests.desk_support import login, make_user
+    from tests.support.desk import login, make_user
 
     clock.current = at(2026, 12, 30, 10)
     order, _ = await file_order(desk_service, clock.now())
@@ -135,7 +135,7 @@ async def test_admin_calendar_api_and_recomputed_deadlines(desk_service, clock, 
         sup = await login(http, desk_service, "sup")
         assert (await sup.get("/api/admin/calendar"))[0] == 403
     # the scheduler recomputes the clocks that run across the new holiday
-    report = await desk_service.desk.scheduler(desk_service.ctx.settings).run_once()
+    report = await scheduler_for(desk_service.ctx).run_once()
     assert report.by_kind.get("recompute_deadlines") == 1
     row = await order_row(desk_service, order["request_number"])
     assert row["handling_due_at"] == at(2027, 1, 7, 10)

@@ -176,23 +176,3 @@ class AgentHub:
             sockets.discard(ws)
             if not sockets:
                 del self.citizens[key]
-
-
-HUB = web.AppKey("agent_hub", AgentHub)
-
-
-def install(app: web.Application) -> None:
-    """One hub per process, made once the Context (and its pool) exists."""
-    from services.context import CONTEXT
-
-    async def lifecycle(app: web.Application):  # noqa: ANN202 - aiohttp cleanup context
-        hub = AgentHub(app[CONTEXT].pool)
-        app[HUB] = hub
-        yield
-        await hub.stop()
-
-    app.cleanup_ctx.append(lifecycle)
-
-
-def hub_of(app: web.Application) -> AgentHub:
-    return app[HUB]

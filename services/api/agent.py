@@ -14,13 +14,13 @@ POST /api/agent/conversations/{id}/work-order        file and dispatch a work or
 POST /api/agent/suggestions/feedback   {"conversation_id","source","ref","rank","used"}
 GET  /api/agent/stats?from=&to=                      suggestion acceptance rate, per source
 
-Only staff with the role agent or supervisor get in (services/auth.require_role).
+Only staff with the role agent or supervisor get in (services/api/auth.require_role). What
+is done with a conversation (taking it over, replying on the citizen's channel, filing an
+order) is services/agents/actions.py; these handlers parse the request and answer.
 """
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import AsyncIterator
 from datetime import datetime, time, timedelta
 from pathlib import Path
 from typing import Any
@@ -29,24 +29,18 @@ from aiohttp import WSMsgType, web
 
 from nlu.types import REQUEST_TYPES
 from services.agents import suggest as agent_suggest
-from services.agents.hub import hub_of, install, message_json, queue_json
-from services.context import CONTEXT, Context, context_of
+from services.agents.actions import AgentActions, OrderDraft
+from services.agents.hub import message_json, queue_json
+from services.api.auth import authenticate, current_user, require_role
+from services.context import Context, context_of
 from services.core.clock import CHINA_TZ
+from services.core.errors import ServiceError, Unavailable, json_exception
 from services.http.pages import HTML, JAVASCRIPT, static_file
-from services.http.requests import day_param, json_exception, read_json, respond, text_field
+from services.http.requests import day_param, read_json, respond, text_field
 from services.http.ws_frames import parse_frame, serve_json_frames
-from services.outbound.twilio_sender import InvalidRecipient
-from services.staff.auth import (
-    AGENT,
-    SUPERVISOR,
-    StaffUser,
-    authenticate,
-    current_user,
-    require_role,
-)
+from services.staff.accounts import AGENT, SUPERVISOR, StaffUser
 from services.storage import agent_workspace as store
-from services.storage import citizens, messages, work_orders
-from services.storage.work_orders import Actor, NewWorkOrder
+from services.storage import messages
 
 STATIC = Path(__file__).resolve().parent / "static"
 ROLES = (AGENT, SUPERVISOR)
@@ -61,20 +55,10 @@ def _convo_id(request: web.Request) -> int:
     return int(raw)
 
 
-async def _conversation(ctx: Context, convo_id: int) -> Any:
-    async with ctx.pool.acquire() as conn:
-        convo = await store.conversation(conn, convo_id)
-    if convo is None:
-        raise json_exception(404, "not_found", f"no conversation {convo_id}")
-    return convo
-
-
-def _holds(convo: Any, user: Any) -> None:
-    """Only the agent who took the conversation (or a supervisor) speaks in it."""
-    if convo["mode"] != "agent":
-        raise json_exception(409, "not_taken", "take the conversation over first")
-    if convo["agent_user_id"] != user.id and user.role != SUPERVISOR:
-        raise json_exception(409, "taken_by_other", "another agent has this conversation")
+def _actions(ctx: Context) -> AgentActions:
+    if ctx.agents is None:
+        raise Unavailable("the agent workspace is not set up in this process")
+    return ctx.agents
 
 
 @staff
@@ -88,7 +72,7 @@ async def get_queue(request: web.Request) -> web.Response:
 @staff
 async def get_conversation(request: web.Request) -> web.Response:
     ctx = context_of(request)
-    convo = await _conversation(ctx, _convo_id(request))
+    convo = await _actions(ctx).conversation(_convo_id(request))
     async with ctx.pool.acquire() as conn:
         history = await messages.history(conn, convo["id"])
         item = await store.queue_item(conn, convo["id"])
@@ -105,87 +89,36 @@ async def get_conversation(request: web.Request) -> web.Response:
     )
 
 
-async def _move(request: web.Request, mode: str, from_modes: tuple[str, ...]) -> web.Response:
-    ctx = context_of(request)
-    user = current_user(request)
-    convo = await _conversation(ctx, _convo_id(request))
-    if mode != "agent":
-        _holds(convo, user)
-    async with ctx.pool.acquire() as conn, conn.transaction():
-        moved = await store.set_mode(
-            conn,
-            convo["id"],
-            mode,
-            user.id if mode == "agent" else None,
-            ctx.clock.now(),
-            from_modes=from_modes,
-        )
-    if not moved:
-        raise json_exception(
-            409, "bad_state", f"the conversation is '{convo['mode']}', it cannot become '{mode}'"
-        )
-    return respond({"conversation_id": convo["id"], "mode": mode})
-
-
 @staff
 async def post_take(request: web.Request) -> web.Response:
-    return await _move(request, "agent", ("bot", "waiting_agent"))
+    convo_id = _convo_id(request)
+    await _actions(context_of(request)).take(convo_id, current_user(request))
+    return respond({"conversation_id": convo_id, "mode": "agent"})
 
 
 @staff
 async def post_release(request: web.Request) -> web.Response:
-    return await _move(request, "bot", ("agent",))
+    convo_id = _convo_id(request)
+    await _actions(context_of(request)).release(convo_id, current_user(request))
+    return respond({"conversation_id": convo_id, "mode": "bot"})
 
 
 @staff
 async def post_close(request: web.Request) -> web.Response:
-    return await _move(request, "closed", ("agent",))
+    convo_id = _convo_id(request)
+    await _actions(context_of(request)).close(convo_id, current_user(request))
+    return respond({"conversation_id": convo_id, "mode": "closed"})
 
 
 @staff
 async def post_reply(request: web.Request) -> web.Response:
     ctx = context_of(request)
-    user = current_user(request)
     body = await read_json(request)
     text = text_field(body, "text", max_chars=ctx.settings.max_message_chars)
-    convo = await _conversation(ctx, _convo_id(request))
-    _holds(convo, user)
-    async with ctx.pool.acquire() as conn, conn.transaction():
-        message_id = await store.store_agent_message(conn, convo["id"], text, ctx.clock.now())
-    delivery = await _deliver(ctx, convo, text, message_id)
-    return respond({"message_id": message_id, "channel": convo["channel"], "delivery": delivery})
-
-
-async def _deliver(ctx: Context, convo: Any, text: str, message_id: int) -> dict[str, Any]:
-    """Send on the citizen's own channel. The message is stored first, whatever happens here."""
-    channel = convo["channel"]
-    key = f"agent-reply-{message_id}"
-    if channel == "web":
-        # the NOTIFY of the stored message reaches the widget's socket in whichever process
-        return {"status": "pushed"}
-    if channel == "wechat":
-        if ctx.wechat is None:
-            return {"status": "not_configured"}
-        result = await ctx.wechat.send_text(
-            convo["session_key"],
-            text,
-            "agent_reply",
-            idempotency_key=key,
-            conversation_id=convo["id"],
-        )
-        return {"status": result.status, "error": result.error}
-    # sms and voice: a text message to the citizen's phone
-    phone = convo["session_key"] if channel == "sms" else convo["phone"]
-    if ctx.notify is None or not phone:
-        return {"status": "no_phone" if not phone else "not_configured"}
-    try:
-        result = await ctx.notify.send_sms(
-            phone, text, "agent_reply", idempotency_key=key, conversation_id=convo["id"]
-        )
-    except InvalidRecipient:
-        # a texter known only by a short code or a name: there is no number to write to
-        return {"status": "no_phone"}
-    return {"status": result.status, "error": result.error}
+    reply = await _actions(ctx).reply(_convo_id(request), current_user(request), text)
+    return respond(
+        {"message_id": reply.message_id, "channel": reply.channel, "delivery": reply.delivery}
+    )
 
 
 @staff
@@ -201,48 +134,24 @@ async def get_suggestions(request: web.Request) -> web.Response:
 @staff
 async def post_work_order(request: web.Request) -> web.Response:
     ctx = context_of(request)
-    user = current_user(request)
     body = await read_json(request)
-    convo = await _conversation(ctx, _convo_id(request))
+    convo_id = _convo_id(request)
     request_type = body.get("request_type")
     if request_type not in REQUEST_TYPES:
         raise json_exception(400, "bad_request_type", f"request_type is one of {REQUEST_TYPES}")
-    content = text_field(body, "content")
-    location = text_field(body, "location", required=False, max_chars=200)
-    phone = text_field(body, "contact_phone", required=False, max_chars=32)
-    lead = text_field(body, "lead_unit", required=False, max_chars=64)
-    if lead and lead not in ctx.units:
-        raise json_exception(400, "bad_lead_unit", f"unknown unit {lead!r}")
-    address = body.get("address") if isinstance(body.get("address"), dict) else None
-    now = ctx.clock.now()
-    actor = Actor(user.username, user.actor_role)
-    async with ctx.pool.acquire() as conn, conn.transaction():
-        citizen_id = convo["citizen_id"]
-        if phone:
-            citizen_id = await citizens.attach_phone(conn, citizen_id, phone)
-        order = await work_orders.create(
-            conn,
-            NewWorkOrder(
-                citizen_id=citizen_id,
-                conversation_id=convo["id"],
-                source_message_id=None,
-                channel=convo["channel"],
-                request_type=request_type,
-                content=content,
-                location=location,
-                address=address,
-                contact_phone=phone,
-                # the agent's choice leads; the dispatcher still checks it like any suggestion
-                suggestions=[{"code": lead, "probability": 1.0, "confident": True}] if lead else [],
-            ),
-            actor,
-            now,
-        )
-        intake = await ctx.desk.dispatcher.intake(conn, order, now) if ctx.desk else None
-    lead_unit = intake.decision.lead if intake else None
+    draft = OrderDraft(
+        request_type=request_type,
+        content=text_field(body, "content"),
+        location=text_field(body, "location", required=False, max_chars=200),
+        contact_phone=text_field(body, "contact_phone", required=False, max_chars=32),
+        lead_unit=text_field(body, "lead_unit", required=False, max_chars=64),
+        address=body.get("address") if isinstance(body.get("address"), dict) else None,
+    )
+    filed = await _actions(ctx).file_work_order(convo_id, current_user(request), draft)
+    lead_unit = filed.lead_unit
     return respond(
         {
-            "request_number": order["request_number"],
+            "request_number": filed.request_number,
             "lead_unit": lead_unit,
             "lead_unit_name": ctx.units.name(lead_unit) if lead_unit else None,
             "dispatched": lead_unit is not None,
@@ -254,7 +163,6 @@ async def post_work_order(request: web.Request) -> web.Response:
 @staff
 async def post_feedback(request: web.Request) -> web.Response:
     ctx = context_of(request)
-    user = current_user(request)
     body = await read_json(request)
     convo_id = body.get("conversation_id")
     source = body.get("source")
@@ -269,11 +177,9 @@ async def post_feedback(request: web.Request) -> web.Response:
         raise json_exception(400, "bad_rank", "rank is a number from 1")
     if not isinstance(used, bool):
         raise json_exception(400, "bad_used", "used must be true or false")
-    await _conversation(ctx, convo_id)
-    async with ctx.pool.acquire() as conn:
-        fid = await store.record_feedback(
-            conn, convo_id, user.id, source, ref, rank, used, ctx.clock.now()
-        )
+    fid = await _actions(ctx).record_feedback(
+        current_user(request), convo_id, source, ref, rank, used
+    )
     return respond({"id": fid}, status=201)
 
 
@@ -323,8 +229,8 @@ async def _socket_user(request: web.Request, ws: web.WebSocketResponse) -> Staff
         return None
     try:
         user = await authenticate(request.clone(headers={"Authorization": f"Bearer {token}"}))
-    except web.HTTPException as exc:
-        await ws.send_str(exc.text or '{"error": "unauthorized"}')
+    except ServiceError as exc:
+        await ws.send_json(exc.body())
         await ws.close(code=4401)
         return None
     if user.role not in ROLES:
@@ -343,7 +249,7 @@ async def websocket(request: web.Request) -> web.WebSocketResponse:
     user = await _socket_user(request, ws)
     if user is None:
         return ws
-    hub = hub_of(request.app)
+    hub = context_of(request).hub
 
     async def on_frame(body: dict[str, Any]) -> dict[str, Any]:
         kind = body.get("type")
@@ -368,28 +274,7 @@ async def websocket(request: web.Request) -> web.WebSocketResponse:
     return ws
 
 
-INDEXER = web.AppKey("order_indexer", agent_suggest.OrderIndexer)
-
-
-async def _order_indexing(app: web.Application) -> AsyncIterator[None]:
-    """Resolved orders are embedded for the similar-case search in the background."""
-    ctx = app[CONTEXT]
-    encoder = ctx.kb.encoder if ctx.kb is not None else None
-    if encoder is None:  # no sentence model in this process: nothing to search with
-        yield
-        return
-    # the raw model: the knowledge base's text cache is for what citizens ask
-    indexer = agent_suggest.OrderIndexer(ctx.pool, getattr(encoder, "embedder", encoder), ctx.clock)
-    app[INDEXER] = indexer
-    task = asyncio.create_task(indexer.run_forever())
-    yield
-    task.cancel()
-    await asyncio.gather(task, return_exceptions=True)
-
-
 def add_routes(app: web.Application) -> None:
-    install(app)
-    app.cleanup_ctx.append(_order_indexing)
     app.router.add_get("/agent", static_file(STATIC / "agent.html", HTML))
     app.router.add_get("/agent.js", static_file(STATIC / "agent.js", JAVASCRIPT))
     app.router.add_get("/api/agent/queue", get_queue)

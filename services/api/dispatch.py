@@ -1,4 +1,4 @@
-"""The dispatch desk, supervision desk and admin APIs (the unit handlers': services/unit_api.py).
+"""The dispatch desk, supervision desk and admin APIs (the unit handlers': services/api/unit.py).
 
 Dispatch desk (agent, supervisor):
     GET  /api/dispatch/queue                           manual dispatch queue, top-3 suggestions
@@ -29,11 +29,12 @@ from typing import Any
 from aiohttp import web
 
 from services.api import unit as unit_api
-from services.context import CONTEXT, Context, context_of
+from services.api.auth import current_user, require_role
+from services.api.order_views import order_detail, order_json
+from services.context import Context, context_of
 from services.core.unit_directory import set_contact_phone
 from services.deadlines import workdays
-from services.desk import Desk, running_scheduler
-from services.dispatch.dispatcher import DispatchError
+from services.desk import Desk
 from services.http.requests import (
     day_param,
     desk_of,
@@ -44,9 +45,8 @@ from services.http.requests import (
     text_field,
 )
 from services.orders import states
-from services.orders.views import order_detail, order_json
-from services.staff.auth import ADMIN, AGENT, SUPERVISOR, current_user, require_role
-from services.storage import calendar_days, jobs, lights, performance, precedents, work_orders
+from services.staff.accounts import ADMIN, AGENT, SUPERVISOR
+from services.storage import calendar_days, lights, performance, precedents, work_orders
 from services.storage.work_orders import Actor
 
 DESK_ROLES = (AGENT, SUPERVISOR)
@@ -79,12 +79,7 @@ async def _desk_action(request: web.Request, action) -> web.Response:  # noqa: A
     number = request.match_info["number"]
     async with ctx.pool.acquire() as conn, conn.transaction():
         order_id = await _order_id(conn, number)
-        try:
-            await action(desk, conn, order_id, body, _actor(request), ctx.clock.now())
-        except DispatchError as exc:
-            raise json_exception(exc.status, exc.code, exc.reason) from exc
-        except states.TransitionError as exc:
-            raise json_exception(409, "bad_state", str(exc)) from exc
+        await action(desk, conn, order_id, body, _actor(request), ctx.clock.now())
         return respond(await order_detail(conn, order_id, ctx.units))
 
 
@@ -333,21 +328,6 @@ def _day(request: web.Request) -> date:
     return day
 
 
-async def _calendar_changed(ctx: Context, day: date) -> None:
-    """Reload this process's calendar and recompute the clocks the change may move."""
-    desk = desk_of(ctx)
-    await workdays.refresh(desk.calendar, ctx.pool)
-    now = ctx.clock.now()
-    async with ctx.pool.acquire() as conn:
-        await jobs.enqueue(
-            conn,
-            "recompute_deadlines",
-            {"from_day": day.isoformat()},
-            now,
-            dedupe_key=f"recompute:{day.isoformat()}:{now.isoformat()}",
-        )
-
-
 @require_role(ADMIN)
 async def get_calendar(request: web.Request) -> web.Response:
     ctx = context_of(request)
@@ -390,7 +370,7 @@ async def put_calendar_day(request: web.Request) -> web.Response:
     name = text_field(body, "name", required=False, max_chars=100) or ""
     async with ctx.pool.acquire() as conn:
         row = await calendar_days.put(conn, day, workday, name, current_user(request).username)
-    await _calendar_changed(ctx, day)
+    await workdays.calendar_changed(desk_of(ctx).calendar, ctx.pool, day, ctx.clock.now())
     return respond(dict(row))
 
 
@@ -401,7 +381,7 @@ async def delete_calendar_day(request: web.Request) -> web.Response:
     async with ctx.pool.acquire() as conn:
         if not await calendar_days.remove(conn, day):
             raise json_exception(404, "not_found", f"nothing entered for {day}")
-    await _calendar_changed(ctx, day)
+    await workdays.calendar_changed(desk_of(ctx).calendar, ctx.pool, day, ctx.clock.now())
     return respond({"removed": day})
 
 
@@ -443,17 +423,7 @@ ROUTES = (
 
 
 def add_routes(app: web.Application) -> None:
-    """The unit, desk, supervisor and admin routes, and the scheduler in the background."""
+    """The unit, desk, supervisor and admin routes."""
     for method, path, handler in ROUTES:
         app.router.add_route(method, path, handler)
     unit_api.add_routes(app)
-
-    async def scheduler(app: web.Application):  # noqa: ANN202 - aiohttp cleanup context
-        ctx = app[CONTEXT]
-        if ctx.desk is None:
-            yield
-            return
-        async with running_scheduler(ctx.desk, ctx.settings):
-            yield
-
-    app.cleanup_ctx.append(scheduler)

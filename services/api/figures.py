@@ -4,7 +4,7 @@
 GET /api/public/figures?by=unit|channel|matter|day|week|month&from=YYYY-MM-DD&to=YYYY-MM-DD
 GET /api/public/figures.csv?...        the same rows as CSV (UTF-8 with BOM, for Excel)
 GET /api/public/hot-topics?from=&to=   the most reported topics by area and week
-GET /performance                       the page (services/static/performance.html)
+GET /performance                       the page (services/api/static/performance.html)
 
 `to` is inclusive; without dates the last 30 days up to today.
 """
@@ -22,7 +22,8 @@ from aiohttp import web
 from nlu.types import REQUEST_TYPE_LABELS
 from services.context import Context, context_of
 from services.core.clock import CHINA_TZ
-from services.http.requests import json_exception, respond
+from services.core.errors import json_exception
+from services.http.requests import respond
 from services.storage import figures
 
 STATIC = Path(__file__).resolve().parent / "static"

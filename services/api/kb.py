@@ -15,7 +15,7 @@ GET    /api/kb/misses?days=&limit=                        unanswered consultatio
 GET    /api/kb/calibration, POST /api/kb/calibration (refit)                       editor
 GET    /api/kb/providers?q=&area=                         referral lookup          agent, editor, supervisor
 
-Every handler is wrapped by services.auth.require_role (bearer token of a staff account with
+Every handler is wrapped by services.api.auth.require_role (bearer token of a staff account with
 one of the roles; 401/403 JSON otherwise); the account's user name is recorded as who changed
 what.
 """
@@ -27,20 +27,20 @@ from datetime import timedelta
 from typing import Any
 
 from aiohttp import BodyPartReader, web
-from pydantic import ValidationError
 
-from knowledgebase import bulk, workflow
+from knowledgebase import bulk
 from knowledgebase.models import FaqEntry
-from knowledgebase.service import EntryNotFound, InvalidEntry
-from knowledgebase.store import EntryMeta, VersionConflict
+from knowledgebase.service import EntryNotFound
+from knowledgebase.store import EntryMeta
+from services.api.auth import current_user, require_role
 from services.context import context_of
-from services.http.errors import json_error
+from services.core.errors import json_exception
 from services.http.requests import read_json
-from services.staff import auth
+from services.staff import accounts
 
-EDITOR = auth.KNOWLEDGE_EDITOR
-AGENT = auth.AGENT
-SUPERVISOR = auth.SUPERVISOR
+EDITOR = accounts.KNOWLEDGE_EDITOR
+AGENT = accounts.AGENT
+SUPERVISOR = accounts.SUPERVISOR
 CONTENT_TYPES = {
     "jsonl": "application/x-ndjson; charset=utf-8",
     "csv": "text/csv; charset=utf-8",
@@ -56,53 +56,18 @@ _FORMAT_BY_TYPE = {
 }
 
 
-class ApiError(Exception):
-    def __init__(self, status: int, code: str, reason: str, **extra: Any) -> None:
-        super().__init__(reason)
-        self.status = status
-        self.code = code
-        self.reason = reason
-        self.extra = extra
-
-    def response(self) -> web.Response:
-        return web.json_response(
-            {"error": self.code, "reason": self.reason, **self.extra}, status=self.status
-        )
-
-
 def actor_of(request: web.Request) -> str:
     """Who is calling, as recorded in the version history (the one tie to authentication)."""
-    return auth.current_user(request).username
+    return current_user(request).username
 
 
 def _handler(*roles: str):  # noqa: ANN202 - a decorator
     def wrap(fn):  # noqa: ANN001, ANN202
         async def handle(request: web.Request) -> web.StreamResponse:
-            try:
-                return await fn(request, actor_of(request))
-            except ApiError as exc:
-                return exc.response()
-            except EntryNotFound as exc:
-                return json_error(404, "not_found", f"no knowledge-base entry {exc.args[0]!r}")
-            except VersionConflict as exc:
-                return web.json_response(
-                    {
-                        "error": "version_conflict",
-                        "reason": f"the entry was changed meanwhile: it is at version "
-                        f"{exc.actual}, the edit was based on version {exc.expected}",
-                        "current_version": exc.actual,
-                    },
-                    status=409,
-                )
-            except workflow.TransitionError as exc:
-                return json_error(409, "bad_transition", str(exc))
-            except InvalidEntry as exc:
-                return json_error(400, "invalid", str(exc))
-            except ValidationError as exc:
-                return json_error(400, "invalid", bulk.explain(exc))
+            return await fn(request, actor_of(request))
 
         handle.__name__ = fn.__name__
-        return auth.require_role(*roles)(handle)
+        return require_role(*roles)(handle)
 
     return wrap
 
@@ -114,9 +79,9 @@ def _int_param(request: web.Request, name: str, default: int, low: int, high: in
     try:
         value = int(raw)
     except ValueError as exc:
-        raise ApiError(400, "bad_parameter", f"{name} must be an integer") from exc
+        raise json_exception(400, "bad_parameter", f"{name} must be an integer") from exc
     if not low <= value <= high:
-        raise ApiError(400, "bad_parameter", f"{name} must be between {low} and {high}")
+        raise json_exception(400, "bad_parameter", f"{name} must be between {low} and {high}")
     return value
 
 
@@ -127,9 +92,9 @@ def _float_param(request: web.Request, name: str, default: float) -> float:
     try:
         value = float(raw)
     except ValueError as exc:
-        raise ApiError(400, "bad_parameter", f"{name} must be a number") from exc
+        raise json_exception(400, "bad_parameter", f"{name} must be a number") from exc
     if not 0.0 <= value <= 1.0:
-        raise ApiError(400, "bad_parameter", f"{name} must be between 0 and 1")
+        raise json_exception(400, "bad_parameter", f"{name} must be between 0 and 1")
     return value
 
 
@@ -140,7 +105,7 @@ def _flag(request: web.Request, name: str) -> bool:
 def _version(body: dict[str, Any]) -> int | None:
     version = body.pop("version", None)
     if version is not None and (not isinstance(version, int) or isinstance(version, bool)):
-        raise ApiError(400, "invalid", "version must be an integer")
+        raise json_exception(400, "invalid", "version must be an integer")
     return version
 
 
@@ -159,7 +124,7 @@ async def list_entries(request: web.Request, actor: str) -> web.Response:
     kb = context_of(request).kb
     status = request.query.get("status") or None
     if status and status not in ("draft", "published", "retired"):
-        raise ApiError(400, "bad_parameter", "status must be draft, published or retired")
+        raise json_exception(400, "bad_parameter", "status must be draft, published or retired")
     rows, total = await kb.search(
         request.query.get("q"),
         status=status,
@@ -181,7 +146,7 @@ async def create_entry(request: web.Request, actor: str) -> web.Response:
         except EntryNotFound:
             pass
         else:
-            raise ApiError(409, "exists", f"an entry {body['id']!r} exists already; edit it")
+            raise json_exception(409, "exists", f"an entry {body['id']!r} exists already; edit it")
     entry, meta = await ctx.kb.create(body, actor=actor, at=ctx.clock.now())
     return web.json_response(entry_json(entry, meta), status=201)
 
@@ -242,7 +207,7 @@ async def _upload(request: web.Request, limit: int) -> tuple[bytes, str | None, 
             if part.name == "file":
                 data = await _read_limited(part, limit)
                 return data, part.filename, part.headers.get("Content-Type")
-        raise ApiError(400, "no_file", 'the multipart body has no "file" field')
+        raise json_exception(400, "no_file", 'the multipart body has no "file" field')
     data = await _read_limited(request.content, limit)
     return data, None, request.content_type
 
@@ -254,7 +219,7 @@ async def _read_limited(stream: Any, limit: int) -> bytes:
     while chunk := await read(64 * 1024):
         size += len(chunk)
         if size > limit:
-            raise ApiError(413, "too_large", f"the file is larger than {limit} bytes")
+            raise json_exception(413, "too_large", f"the file is larger than {limit} bytes")
         chunks.append(chunk)
     data = b"".join(chunks)
     return stream.decode(data) if multipart else data
@@ -265,10 +230,10 @@ async def import_file(request: web.Request, actor: str) -> web.Response:
     ctx = context_of(request)
     kind = request.query.get("kind") or None
     if kind not in (None, "entries", "providers"):
-        raise ApiError(400, "bad_parameter", "kind must be entries or providers")
+        raise json_exception(400, "bad_parameter", "kind must be entries or providers")
     data, filename, content_type = await _upload(request, ctx.settings.kb_import_max_bytes)
     if not data:
-        raise ApiError(400, "empty", "the upload is empty")
+        raise json_exception(400, "empty", "the upload is empty")
     declared = request.query.get("format") or None
     try:
         if declared is None and not filename and content_type in _FORMAT_BY_TYPE:
@@ -278,7 +243,7 @@ async def import_file(request: web.Request, actor: str) -> web.Response:
             data, fmt, actor=actor, at=ctx.clock.now(), partial=_flag(request, "partial"), kind=kind
         )
     except bulk.ImportFileError as exc:
-        return json_error(400, "bad_file", str(exc))
+        raise json_exception(400, "bad_file", str(exc)) from exc
     body = report.to_dict()
     if not report.committed and report.errors:
         return web.json_response(
@@ -298,9 +263,9 @@ async def export_file(request: web.Request, actor: str) -> web.Response:
     kind = request.query.get("kind", "entries")
     fmt = request.query.get("format", "jsonl")
     if kind not in ("entries", "providers"):
-        raise ApiError(400, "bad_parameter", "kind must be entries or providers")
+        raise json_exception(400, "bad_parameter", "kind must be entries or providers")
     if fmt not in bulk.FORMATS:
-        raise ApiError(400, "bad_parameter", "format must be jsonl, csv or xlsx")
+        raise json_exception(400, "bad_parameter", "format must be jsonl, csv or xlsx")
     data = await context_of(request).kb.export(kind, fmt, request.query.get("status") or None)
     return web.Response(
         body=data,
@@ -319,14 +284,16 @@ async def candidates(request: web.Request, actor: str) -> web.Response:
     ctx = context_of(request)
     question = (request.query.get("q") or "").strip()
     if not question:
-        raise ApiError(400, "empty", "q (the question) is required")
+        raise json_exception(400, "empty", "q (the question) is required")
     if len(question) > ctx.settings.max_message_chars:
-        raise ApiError(413, "too_long", "the question is too long")
+        raise json_exception(413, "too_long", "the question is too long")
     k = _int_param(request, "k", 5, 1, 50)
     everything = _flag(request, "all")
-    if everything and auth.current_user(request).role != EDITOR:
+    if everything and current_user(request).role != EDITOR:
         # drafts and expired entries are for editors; agents only pass on what citizens may get
-        raise ApiError(403, "forbidden", "all=1 (drafts, retired, expired) needs knowledge_editor")
+        raise json_exception(
+            403, "forbidden", "all=1 (drafts, retired, expired) needs knowledge_editor"
+        )
     day = None if everything else ctx.clock.now().date()
     result = await asyncio.to_thread(ctx.kb.candidates, question, day, k)
     return web.json_response({"question": question, **result.to_dict()})

@@ -11,14 +11,13 @@ from __future__ import annotations
 
 from aiohttp import web
 
+from services.api.auth import current_user, require_role
 from services.context import context_of
-from services.http.requests import json_exception, read_json, respond, text_field
-from services.orders import states
-from services.staff.auth import UNIT_HANDLER, current_user, require_role
-from services.storage import work_orders
+from services.core.errors import json_exception
+from services.http.requests import read_json, respond, text_field
+from services.staff.accounts import UNIT_HANDLER
 from services.storage.work_orders import Actor
-
-DECISIONS = ("suggestion_adopted", "suggestion_not_adopted")
+from services.unit import actions
 
 
 @require_role(UNIT_HANDLER)
@@ -30,32 +29,12 @@ async def decide(request: web.Request) -> web.Response:
     if not isinstance(adopted, bool):
         raise json_exception(400, "bad_adopted", "adopted must be true or false")
     reason = text_field(body, "reason")
-    kind = DECISIONS[0] if adopted else DECISIONS[1]
     number = request.match_info["number"]
+    actor = Actor(user.username, user.actor_role)
     async with ctx.pool.acquire() as conn, conn.transaction():
-        order_id = await work_orders.id_by_number(conn, number)
-        state = await work_orders.clock_state(conn, order_id) if order_id else None
-        if state is None or state["lead_unit"] != user.unit:
-            raise json_exception(404, "not_found", "no such work order for your unit")
-        order = await work_orders.by_id(conn, order_id)
-        if order["request_type"] != "suggest":
-            raise json_exception(409, "not_a_suggestion", "only a suggestion is adopted or not")
-        decided = await work_orders.first_event_kind(conn, order_id, DECISIONS)
-        if decided is not None:
-            raise json_exception(409, "already_decided", f"the suggestion is already {decided}")
-        try:
-            status = await work_orders.record_event(
-                conn,
-                order_id,
-                kind,
-                Actor(user.username, user.actor_role),
-                ctx.clock.now(),
-                unit=user.unit,
-                note=reason,
-                data={"adopted": adopted},
-            )
-        except states.TransitionError as exc:
-            raise json_exception(409, "bad_state", str(exc)) from exc
+        status = await actions.decide_suggestion(
+            conn, number, user.unit, adopted, reason, actor, ctx.clock.now()
+        )
     return respond({"request_number": number, "status": status, "adopted": adopted})
 
 

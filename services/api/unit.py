@@ -7,38 +7,25 @@
     POST /api/unit/orders/{number}/resolve   {"result": "..."}       resolved, with the result
     POST /api/unit/orders/{number}/return    {"reason": "...", "dispute": false}
 
-Only `unit_handler` accounts, each bound to one unit. An order the unit neither leads nor
-assists answers 404, exactly like one that does not exist, so a handler cannot even learn
-which orders other units have. An assisting unit sees the order but only the lead acts (403).
+Only `unit_handler` accounts, each bound to one unit; what the unit may do with which order:
+services/unit/actions.py (404 for an order it neither leads nor assists, 403 for an
+assisting unit that tries to act).
 """
 
 from __future__ import annotations
 
 from aiohttp import web
 
+from services.api.auth import current_user, require_role
+from services.api.order_views import order_detail, order_json
 from services.context import context_of
-from services.dispatch.dispatcher import DispatchError
-from services.http.requests import desk_of, json_exception, paging, read_json, respond, text_field
+from services.core.errors import json_exception
+from services.http.requests import desk_of, paging, read_json, respond, text_field
 from services.orders import states
-from services.orders.views import order_detail, order_json
-from services.revisits import service as revisits
-from services.staff.auth import UNIT_HANDLER, StaffUser, current_user, require_role
-from services.storage import assists, work_orders
+from services.staff.accounts import UNIT_HANDLER
+from services.storage import work_orders
 from services.storage.work_orders import Actor
-
-_NOT_FOUND = ("not_found", "no such work order for your unit")
-
-
-async def _visible_id(conn, number: str, user: StaffUser) -> tuple[int, bool]:  # noqa: ANN001
-    """(order id, leads) for an order the user's unit leads or assists; 404 otherwise."""
-    order_id = await work_orders.id_by_number(conn, number)
-    if order_id is not None:
-        order = await work_orders.by_id(conn, order_id)
-        if order["lead_unit"] == user.unit:
-            return order_id, True
-        if await assists.assists(conn, order_id, user.unit):
-            return order_id, False
-    raise json_exception(404, *_NOT_FOUND)
+from services.unit import actions
 
 
 @require_role(UNIT_HANDLER)
@@ -62,7 +49,7 @@ async def get_order(request: web.Request) -> web.Response:
     ctx = context_of(request)
     user = current_user(request)
     async with ctx.pool.acquire() as conn:
-        order_id, _ = await _visible_id(conn, request.match_info["number"], user)
+        order_id, _ = await actions.visible_order(conn, request.match_info["number"], user.unit)
         return respond(await order_detail(conn, order_id, ctx.units))
 
 
@@ -74,40 +61,22 @@ async def _act(request: web.Request, kind: str, body_field: str | None) -> web.R
     dispute = body.get("dispute", False)
     if not isinstance(dispute, bool):
         raise json_exception(400, "bad_dispute", "dispute must be true or false")
-    now = ctx.clock.now()
+    number = request.match_info["number"]
     actor = Actor(user.username, user.actor_role)
     desk = desk_of(ctx)
     async with ctx.pool.acquire() as conn, conn.transaction():
-        order_id, leads = await _visible_id(conn, request.match_info["number"], user)
-        # lock, then check again: a reassignment may have happened in between
-        state = await work_orders.clock_state(conn, order_id)
-        if state["lead_unit"] != user.unit:
-            if leads:
-                raise json_exception(404, *_NOT_FOUND)
-            raise json_exception(403, "not_lead", "only the lead unit acts on this order")
-        try:
-            if kind == "returned":
-                status = await desk.dispatcher.unit_return(
-                    conn, order_id, user.unit, text, actor, now, dispute=dispute
-                )
-            else:
-                status = await desk.clocks.record(
-                    conn,
-                    order_id,
-                    kind,
-                    actor,
-                    now,
-                    unit=user.unit,
-                    note=text,
-                    data={"result": text} if kind == "resolved" else None,
-                )
-                if kind == "resolved":
-                    await revisits.schedule(conn, order_id, now, ctx.settings)
-        except states.TransitionError as exc:
-            raise json_exception(409, "bad_state", str(exc)) from exc
-        except DispatchError as exc:
-            raise json_exception(exc.status, exc.code, exc.reason) from exc
-        number = request.match_info["number"]
+        status = await actions.act(
+            conn,
+            desk,
+            ctx.settings,
+            number,
+            user.unit,
+            kind,
+            text,
+            actor,
+            ctx.clock.now(),
+            dispute=dispute,
+        )
     return respond({"request_number": number, "status": status})
 
 

@@ -10,6 +10,7 @@ import sys
 import asyncpg
 from aiohttp import web
 
+from services.cli import config as cli_config
 from services.cli import kb as cli_kb
 from services.cli import nlu as cli_nlu
 from services.cli import staff as cli_dispatch
@@ -54,6 +55,7 @@ def build_parser() -> argparse.ArgumentParser:
     cli_nlu.register(sub)
     cli_dispatch.register(sub)
     cli_kb.register(sub)
+    cli_config.register(sub)
     return parser
 
 

@@ -27,7 +27,7 @@ import asyncpg
 from services.cli.common import CliError, emit, settings_from_env
 from services.config import Settings
 from services.core.unit_directory import UnitDirectoryError, load_units, sync_units
-from services.staff import auth
+from services.staff import accounts
 from services.storage import db
 
 
@@ -69,10 +69,10 @@ async def _add_user(args: argparse.Namespace) -> dict:
     password = _read_password(args)
     async with _pool(settings_from_env()) as pool, pool.acquire() as conn:
         try:
-            user = await auth.create_user(
+            user = await accounts.create_user(
                 conn, args.name, password, args.role, args.unit, args.display_name
             )
-        except auth.AccountError as exc:
+        except accounts.AccountError as exc:
             raise CliError(str(exc)) from exc
     return user.to_dict()
 
@@ -143,20 +143,26 @@ def cmd_calendar(args: argparse.Namespace) -> int:
 async def _scheduler(args: argparse.Namespace) -> dict:
     from services.core.clock import SystemClock
     from services.desk import build_desk
-    from services.outbound.twilio_sender import Notifier
+    from services.jobs.scheduler import Scheduler
+    from services.outbound.outbox import build_outbox
+    from services.revisits.service import RevisitService
 
     settings = settings_from_env()
     clock = SystemClock()
     async with _pool(settings) as pool:
-        notifier = Notifier(settings, pool, clock)
+        # as services/app.build_context: the senders and their outbox, then the desk
+        outbox = build_outbox(settings, pool, clock)
         try:
-            desk = await build_desk(
-                settings, pool, clock, load_units(settings.units_file), notifier
+            desk = await build_desk(settings, pool, clock, load_units(settings.units_file), outbox)
+            revisits = RevisitService(settings, pool, clock, outbox, desk.clocks, desk.supervision)
+            scheduler = Scheduler(
+                pool,
+                clock,
+                {**desk.handlers(), **outbox.handlers(), **revisits.handlers()},
+                lease_seconds=settings.job_lease_seconds,
             )
-            desk.extra_handlers.update(notifier.handlers())
-            scheduler = desk.scheduler(settings)
             await desk.supervision.ensure_recurring()
-            await notifier.ensure_recurring()
+            await outbox.ensure_recurring()
             if args.once:
                 report = await scheduler.run_once()
                 return {"worker": scheduler.worker_id, **report.__dict__, "ran": report.ran}
@@ -168,7 +174,7 @@ async def _scheduler(args: argparse.Namespace) -> dict:
             await scheduler.run_forever(stop, settings.scheduler_poll_seconds)
             return {"worker": scheduler.worker_id, "stopped": True}
         finally:
-            await notifier.aclose()
+            await outbox.aclose()
 
 
 def cmd_scheduler(args: argparse.Namespace) -> int:
@@ -185,7 +191,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     add = users.add_parser("add", help="create a staff account (password on stdin)")
     add.add_argument("name")
-    add.add_argument("--role", required=True, choices=auth.ROLES)
+    add.add_argument("--role", required=True, choices=accounts.ROLES)
     add.add_argument("--unit", help="the unit code of a unit handler")
     add.add_argument("--display-name")
     add.add_argument("--password-file", help="read the password from the first line of a file")

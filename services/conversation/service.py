@@ -32,7 +32,6 @@ import asyncio
 import logging
 import unicodedata
 from dataclasses import dataclass, field
-from datetime import datetime
 from typing import TYPE_CHECKING, Any, Protocol
 
 import asyncpg
@@ -45,9 +44,11 @@ from nlu.rules import short_reply_intent
 from nlu.types import REQUEST_TYPES, Engine, ParseResult
 from services.conversation import replies
 from services.core.clock import Clock
+from services.core.errors import ServiceError
 from services.core.unit_directory import UnitDirectory
 from services.dispatch.dispatcher import Dispatcher
 from services.orders import states
+from services.revisits.chat import REVISITS_KEY
 from services.storage import citizens, conversations, messages, work_orders
 from services.storage.work_orders import Actor, NewWorkOrder
 
@@ -56,23 +57,20 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-REVISITS_KEY = "revisits"
 NEEDS_LOCATION = {"complain", "report", "seek_help"}
 NEEDS_PHONE = {"complain", "report", "seek_help", "suggest", "consult"}
 MAX_LOCATION_CHARS = 200
 
 
-class InvalidMessage(ValueError):
+class InvalidMessage(ServiceError):
     """A message that cannot be accepted at all; nothing of it is stored."""
 
     def __init__(self, code: str, reason: str) -> None:
-        super().__init__(reason)
-        self.code = code
-        self.reason = reason
+        super().__init__(reason, code=code, status=413 if code == "too_long" else 400)
 
 
 class RevisitAnswers(Protocol):
-    """The revisit service (services/revisits.py), as far as a chat turn needs it."""
+    """The revisit service (services/revisits/service.py), as far as a chat turn needs it."""
 
     async def answer_in_chat(
         self, conn: asyncpg.Connection, revisit_id: int, text: str
@@ -133,7 +131,6 @@ class ConversationService:
         self.max_message_chars = max_message_chars
         self.kb_choice_floor = kb_choice_floor
         self.dispatcher = dispatcher or Dispatcher.with_defaults(units)
-        # set at start-up once the revisit service exists (services/app.build_context)
         self.revisits = revisits
 
     def validate(self, text: object) -> str:
@@ -537,7 +534,7 @@ class _Dialogue:
             Actor(self.inbound.channel, "citizen"),
             now,
         )
-        # who handles it (or the manual queue), repeats and time limits: services/dispatch.py
+        # who handles it (or the manual queue), repeats and time limits: services/dispatch/dispatcher.py
         intake = await self.s.dispatcher.intake(self.conn, order, now)
         lead = intake.decision.lead
         self.turn.request_number = order["request_number"]
@@ -604,25 +601,6 @@ class _Dialogue:
                 self.say(replies.FEEDBACK_SORRY)
             return
         await self.on_idle(parse)
-
-
-async def ask_revisit(
-    conn: asyncpg.Connection, conversation_id: int, revisit_id: int, question: str, at: datetime
-) -> int:
-    """Post the revisit question into the citizen's chat as a bot message nobody asked for
-    (no `reply_to`: services/agent_hub pushes such messages to the widget's socket) and
-    remember it in the dialogue. The conversation that filed the order gets it, or the
-    session's open one when that was closed meanwhile. Returns the conversation's id."""
-    convo = await conversations.lock(conn, conversation_id)
-    if convo.mode == "closed":
-        current = await conversations.open_for_session(
-            conn, convo.channel, convo.session_key, convo.citizen_id, at
-        )
-        convo = await conversations.lock(conn, current.id)
-    dialogue = {**convo.dialogue, REVISITS_KEY: [*convo.dialogue.get(REVISITS_KEY, []), revisit_id]}
-    await messages.store_replies(conn, convo.id, None, [question], "bot", at)
-    await conversations.save_turn(conn, convo.id, dialogue, convo.mode, None, at)
-    return convo.id
 
 
 _NONE_OF_THEM = frozenset({"都不是", "都不对", "都没有", "没有", "不是这些", "以上都不是"})

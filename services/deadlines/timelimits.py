@@ -4,7 +4,7 @@ The "125" limits run from the moment the order reaches its lead unit (dispatch, 
 arbitration): sign for within 1 working day, contact the citizen within 2, resolve and report
 within 5. The centre's own limit, dispatch within 1 working day, runs from arrival and again
 from a return. A citizen dissatisfied at the revisit restarts the contact and handling clocks.
-Working days and how a limit counts: services/workdays.py.
+Working days and how a limit counts: services/deadlines/workdays.py.
 
 `OrderClocks.record` is how the dispatch desk, the units and the supervisors record an event:
 it appends the event through the state machine and, in the same transaction, stores the

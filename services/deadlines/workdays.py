@@ -27,7 +27,7 @@ import asyncpg
 import chinese_calendar
 
 from services.core.clock import CHINA_TZ
-from services.storage import calendar_days
+from services.storage import calendar_days, jobs
 
 log = logging.getLogger(__name__)
 
@@ -169,3 +169,19 @@ async def refresh(calendar: WorkCalendar, pool: asyncpg.Pool) -> None:
         ]
     if {d.day: d for d in days} != dict(calendar.overrides):
         calendar.replace_overrides(days)
+
+
+async def calendar_changed(
+    calendar: WorkCalendar, pool: asyncpg.Pool, day: date, now: datetime
+) -> None:
+    """After an admin entered or removed a day: reload this process's calendar and have the
+    scheduler recompute the deadlines the change may move."""
+    await refresh(calendar, pool)
+    async with pool.acquire() as conn:
+        await jobs.enqueue(
+            conn,
+            "recompute_deadlines",
+            {"from_day": day.isoformat()},
+            now,
+            dedupe_key=f"recompute:{day.isoformat()}:{now.isoformat()}",
+        )

@@ -28,6 +28,7 @@ from typing import Any
 
 import asyncpg
 
+from services.core.errors import ServiceError
 from services.core.textsim import Profile
 from services.core.unit_directory import UnitDirectory
 from services.deadlines.timelimits import OrderClocks, TimeLimits
@@ -45,19 +46,16 @@ AUTO = Actor("dispatch", "system")
 SUGGESTIONS = 3
 
 
-class DispatchError(ValueError):
+class DispatchError(ServiceError):
     """A dispatch action that cannot be done; `status` is the HTTP status to answer with."""
 
     def __init__(self, status: int, code: str, reason: str) -> None:
-        super().__init__(reason)
-        self.status = status
-        self.code = code
-        self.reason = reason
+        super().__init__(reason, code=code, status=status)
 
 
 @dataclass(frozen=True)
 class DispatchPolicy:
-    # similarity (services/textsim.py, without the place) from which a precedent decides the
+    # similarity (services/core/textsim.py, without the place) from which a precedent decides the
     # lead by itself, and from which it is shown first among the suggestions
     precedent_decides: float = 0.55
     precedent_suggests: float = 0.3

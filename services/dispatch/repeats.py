@@ -33,7 +33,7 @@ class RepeatPolicy:
     window_days: int = 180
     # reports of the same problem (the first included) from which the chain is escalated
     threshold: int = 3
-    # similarity of the words (services/textsim.py), without the place. Retold complaints
+    # similarity of the words (services/core/textsim.py), without the place. Retold complaints
     # score 0.25-0.7, different problems below 0.1 (examples in tests/test_repeats.py); the
     # same citizen needs less evidence than a stranger at the same place.
     same_citizen_similarity: float = 0.2

@@ -1,16 +1,59 @@
-"""Every error of the HTTP API is JSON with a reason, never a traceback."""
+"""Every error of the HTTP API is JSON with a reason, never a traceback: the one place where
+errors become responses (services/core/errors.py says what raises them)."""
 
 from __future__ import annotations
 
+import json
 import logging
+from collections.abc import Callable
 
 from aiohttp import web
+from pydantic import ValidationError
+
+from knowledgebase import bulk, workflow
+from knowledgebase.service import EntryNotFound, InvalidEntry
+from knowledgebase.store import VersionConflict
+from services.core.errors import ServiceError
 
 log = logging.getLogger(__name__)
 
 
-def json_error(status: int, code: str, reason: str) -> web.Response:
-    return web.json_response({"error": code, "reason": reason}, status=status)
+def json_error(
+    status: int, code: str, reason: str, headers: dict[str, str] | None = None, **extra: object
+) -> web.Response:
+    return web.json_response(
+        {"error": code, "reason": reason, **extra},
+        status=status,
+        headers=headers,
+        dumps=lambda v: json.dumps(v, ensure_ascii=False),
+    )
+
+
+# Errors of the packages below services/ (which know nothing of HTTP), as ServiceErrors.
+FOREIGN: dict[type[Exception], Callable[[Exception], ServiceError]] = {
+    EntryNotFound: lambda exc: ServiceError(
+        f"no knowledge-base entry {exc.args[0]!r}", code="not_found", status=404
+    ),
+    VersionConflict: lambda exc: ServiceError(
+        f"the entry was changed meanwhile: it is at version {exc.actual}, "
+        f"the edit was based on version {exc.expected}",
+        code="version_conflict",
+        status=409,
+        current_version=exc.actual,
+    ),
+    workflow.TransitionError: lambda exc: ServiceError(str(exc), code="bad_transition", status=409),
+    InvalidEntry: lambda exc: ServiceError(str(exc), code="invalid"),
+    ValidationError: lambda exc: ServiceError(bulk.explain(exc), code="invalid"),
+}
+
+
+def as_service_error(exc: Exception) -> ServiceError | None:
+    if isinstance(exc, ServiceError):
+        return exc
+    for kind, convert in FOREIGN.items():
+        if isinstance(exc, kind):
+            return convert(exc)
+    return None
 
 
 @web.middleware
@@ -26,7 +69,10 @@ async def json_errors(request: web.Request, handler):  # noqa: ANN001, ANN201 - 
         return json_error(
             exc.status, code, exc.reason if exc.status != 413 else exc.text or exc.reason
         )
-    except Exception:
+    except Exception as exc:
+        error = as_service_error(exc)
+        if error is not None:
+            return json_error(error.status, error.code, error.reason, error.headers, **error.extra)
         log.exception("unhandled error on %s %s", request.method, request.path)
         return json_error(
             500, "internal_error", "the service could not handle this request; it has been logged"

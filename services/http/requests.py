@@ -8,23 +8,7 @@ from typing import Any
 
 from aiohttp import web
 
-_STATUS = {
-    400: web.HTTPBadRequest,
-    401: web.HTTPUnauthorized,
-    403: web.HTTPForbidden,
-    404: web.HTTPNotFound,
-    409: web.HTTPConflict,
-    429: web.HTTPTooManyRequests,
-    503: web.HTTPServiceUnavailable,
-}
-
-
-def json_exception(
-    status: int, code: str, reason: str, headers: dict[str, str] | None = None
-) -> web.HTTPException:
-    """An HTTP error carrying the usual {"error", "reason"} body, to raise from any depth."""
-    body = json.dumps({"error": code, "reason": reason}, ensure_ascii=False)
-    return _STATUS[status](text=body, content_type="application/json", headers=headers)
+from services.core.errors import json_exception
 
 
 async def read_json(request: web.Request) -> dict[str, Any]:

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from services.core.errors import Conflict
+
 AWAITING_DISPATCH = "awaiting_dispatch"
 DISPATCHED = "dispatched"
 SIGNED = "signed"
@@ -80,8 +82,10 @@ TRANSITIONS: dict[str, Transition] = {
 }
 
 
-class TransitionError(ValueError):
+class TransitionError(Conflict):
     """An event that the order's current status does not allow."""
+
+    code = "bad_state"
 
 
 def next_status(current: str | None, kind: str) -> str:

@@ -1,7 +1,8 @@
-"""The WeChat official account's REST API, as far as the centre needs it: the access token
+"""The WeChat official account's REST API as the outbox's WeChat sender: the access token
 (cgi-bin/token, cached in `api_tokens` for every process) and customer-service text messages
 (cgi-bin/message/custom/send), used for answers that missed the 5-second passive reply and
-for notifications to citizens who wrote on WeChat.
+for notifications to citizens who wrote on WeChat. What is stored, and when nothing may be
+sent, is the outbox's (services/outbound/outbox.py).
 
 wechatpy's own client is synchronous, so this speaks to the API with aiohttp.
 """
@@ -17,10 +18,8 @@ import asyncpg
 
 from services.config import Settings
 from services.core.clock import Clock
-from services.outbound.sms_text import split_message
-from services.outbound.twilio_sender import OutboundResult, overall_status
-from services.storage import api_tokens, outbound
-from services.storage.outbound import NewOutbound
+from services.outbound.senders import Sender, Sent
+from services.storage import api_tokens
 
 log = logging.getLogger(__name__)
 
@@ -38,7 +37,14 @@ class WeChatApiError(RuntimeError):
         self.errmsg = errmsg
 
 
-class WeChatApi:
+class WeChatCustomerService(Sender):
+    """Customer-service messages to a follower, by openid."""
+
+    name = "wechat"
+    label = "WeChat message"
+    unconfigured = "app id/secret not configured"
+    max_chars = MAX_TEXT_CHARS
+
     def __init__(self, settings: Settings, pool: asyncpg.Pool, clock: Clock) -> None:
         self.settings = settings
         self.pool = pool
@@ -115,68 +121,19 @@ class WeChatApi:
                 if exc.errcode not in _TOKEN_ERRORS or attempt == 2:
                     raise
 
-    async def send_text(
-        self,
-        openid: str,
-        text: str,
-        purpose: str,
-        *,
-        idempotency_key: str | None = None,
-        conversation_id: int | None = None,
-        work_order_id: int | None = None,
-    ) -> OutboundResult:
-        """A customer-service text message to a follower (allowed within 48 hours of their
-        last message). Stored in `outbound_messages`; never raises for the API's answer."""
-        texts = split_message(text, MAX_TEXT_CHARS)
-        if not texts:
-            raise ValueError("a message needs a text")
-        rows = [
-            NewOutbound(
-                channel="wechat",
-                recipient=openid,
-                body=part,
-                purpose=purpose,
-                part=i,
-                parts=len(texts),
-                idempotency_key=f"{idempotency_key}#{i}" if idempotency_key else None,
-                conversation_id=conversation_id,
-                work_order_id=work_order_id,
-            )
-            for i, part in enumerate(texts, 1)
-        ]
-        async with self.pool.acquire() as conn, conn.transaction():
-            ids = await outbound.insert_pending(conn, rows, self.clock.now())
-            if ids is None:
-                previous = await outbound.by_idempotency_prefix(conn, idempotency_key or "")
-                return OutboundResult(
-                    overall_status([r["status"] for r in previous]),
-                    openid,
-                    message_ids=[r["id"] for r in previous],
-                    duplicate=True,
-                )
-            if not self.configured:
-                for message_id in ids:
-                    await outbound.set_status(conn, message_id, "not_configured", self.clock.now())
-                log.warning("WeChat message to %s not sent: app id/secret not configured", openid)
-                return OutboundResult("not_configured", openid, message_ids=ids)
-        result = OutboundResult("sent", openid, message_ids=ids)
-        for message_id, row in zip(ids, rows, strict=True):
-            status, error = "sent", None
-            if result.status != "sent":
-                status, error = "failed", "an earlier part failed"
-            else:
-                try:
-                    await self._send_once(openid, row.body)
-                except WeChatApiError as exc:
-                    status, error = "failed", str(exc)
-                except (aiohttp.ClientError, TimeoutError, OSError) as exc:
-                    status, error = "failed", f"{type(exc).__name__}: {exc}"
-                if error:
-                    log.warning("WeChat message to %s failed: %s", openid, error)
-                    result.status, result.error = status, error
-            async with self.pool.acquire() as conn:
-                await outbound.set_status(conn, message_id, status, self.clock.now(), error=error)
-        return result
+    async def send_part(self, recipient: str, text: str) -> Sent:
+        """One customer-service text message to a follower (allowed within 48 hours of their
+        last message)."""
+        try:
+            await self._send_once(recipient, text)
+        except WeChatApiError as exc:
+            error = str(exc)
+        except (aiohttp.ClientError, TimeoutError, OSError) as exc:
+            error = f"{type(exc).__name__}: {exc}"
+        else:
+            return Sent("sent")
+        log.warning("WeChat message to %s failed: %s", recipient, error)
+        return Sent("failed", error=error)
 
     async def aclose(self) -> None:
         if self._session is not None:

@@ -13,7 +13,7 @@
 
 Phone citizens are called (Twilio, TwiML under /twilio/revisit/{id}/...); WeChat followers get
 a customer-service message (texted instead when WeChat refuses it); citizens who filed in the
-web chat find the question in that chat (services/conversation.ask_revisit: stored with the
+web chat find the question in that chat (services/revisits/chat.ask_revisit: stored with the
 conversation, pushed to the widget's socket), and are texted when they do not answer there;
 everyone else with a phone number (SMS citizens) is texted. A citizen with no number and no
 chat cannot be asked: that is recorded as no answer at once. A web revisit's row keeps the
@@ -29,26 +29,21 @@ import logging
 import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING
 
 import asyncpg
 
 from nlu.rules import rating as parse_rating
 from services.config import Settings
-from services.conversation.service import ask_revisit
 from services.core.clock import Clock, next_allowed
 from services.deadlines.timelimits import OrderClocks
 from services.jobs.scheduler import Handler, Later
-from services.outbound.twilio_sender import InvalidRecipient, Notifier
-from services.outbound.wechat_client import WeChatApi
+from services.outbound.outbox import InvalidRecipient, OutboundResult, Outbox, citizen_route
+from services.revisits.chat import ask_revisit
 from services.storage import citizens, jobs, work_orders
 from services.storage import revisits as store
 from services.storage.jobs import Job
 from services.storage.work_orders import Actor
 from services.supervision.lights import Supervision
-
-if TYPE_CHECKING:
-    from services.context import Context
 
 log = logging.getLogger(__name__)
 
@@ -157,10 +152,9 @@ class RevisitService:
     settings: Settings
     pool: asyncpg.Pool
     clock: Clock
-    notify: Notifier | None
+    outbox: Outbox | None
     clocks: OrderClocks
     supervision: Supervision
-    wechat: WeChatApi | None = None
 
     def handlers(self) -> dict[str, Handler]:
         return {
@@ -243,9 +237,9 @@ class RevisitService:
     async def _call(self, row: asyncpg.Record, number: int, request_number: str) -> None:
         revisit_id = row["id"]
         result = None
-        if self.notify is not None:
+        if self.outbox is not None:
             try:
-                result = await self.notify.place_call(
+                result = await self.outbox.place_call(
                     row["phone"],
                     f"/twilio/revisit/{revisit_id}/voice",
                     "revisit",
@@ -277,42 +271,51 @@ class RevisitService:
                 await self.call_failed(conn, current, status, None, self.clock.now())
 
     async def _text(self, row: asyncpg.Record, number: int, request_number: str) -> None:
-        status = "not_configured"
-        if row["channel"] == "wechat" and self.wechat is not None:
-            result = await self.wechat.send_text(
-                row["openid"],
-                chat_question(request_number),
-                "revisit",
-                idempotency_key=f"revisit:{row['id']}:wechat",
-                work_order_id=row["work_order_id"],
-            )
-            if result.ok or not row["phone"]:
-                async with self.pool.acquire() as conn:
-                    await store.end_attempt(
-                        conn, row["id"], number, self.clock.now(), result=result.status
-                    )
-                return
+        """The question as a message on the citizen's channel (WeChat followers in WeChat,
+        everyone else by SMS); texted instead when WeChat refuses it and there is a number."""
+        ways = [citizen_route(row["channel"], row["openid"], row["phone"])]
+        if ways[0].channel != "sms" and row["phone"]:
+            ways.append(citizen_route("sms", None, row["phone"]))
+        status, channel = "not_configured", None
+        for i, (channel, recipient) in enumerate(ways):
+            if self.outbox is None or not recipient:
+                break
+            result = await self._send(self.outbox, row, channel, recipient, request_number)
+            status = result.status if result is not None else "invalid_recipient"
+            if result is None or result.ok or i == len(ways) - 1:
+                break
             # e.g. more than 48 hours since the follower's last message: WeChat refuses
-            log.info("revisit %s: WeChat message %s, texting instead", row["id"], result.status)
-        if self.notify is not None and row["phone"]:
-            try:
-                result = await self.notify.send_sms(
-                    row["phone"],
-                    sms_question(request_number),
-                    "revisit",
-                    idempotency_key=f"revisit:{row['id']}:sms",
-                    work_order_id=row["work_order_id"],
-                )
-                status = result.status
-            except (InvalidRecipient, ValueError) as exc:
-                status = "invalid_recipient"
-                log.warning("revisit %s: cannot text: %s", row["id"], exc)
+            log.info("revisit %s: %s message %s, texting instead", row["id"], channel, status)
         async with self.pool.acquire() as conn:
             await store.end_attempt(conn, row["id"], number, self.clock.now(), result=status)
-            if status in ("sent", "delivered"):
+            if channel == "sms" and status in ("sent", "delivered"):
                 await store.update(conn, row["id"], self.clock.now(), sms_sent=True)
-        # an SMS that could not go out waits for the expiry like an unanswered one: the
+        # a text that could not go out waits for the expiry like an unanswered one: the
         # outcome is then "no answer", which is what happened
+
+    async def _send(
+        self,
+        outbox: Outbox,
+        row: asyncpg.Record,
+        channel: str,
+        recipient: str,
+        request_number: str,
+    ) -> OutboundResult | None:
+        """The revisit question on one channel; None when it cannot go to that recipient."""
+        # in a chat the sender is plain to see; a text says who it is from
+        question = sms_question if channel == "sms" else chat_question
+        try:
+            return await outbox.send(
+                channel,
+                recipient,
+                question(request_number),
+                "revisit",
+                idempotency_key=f"revisit:{row['id']}:{channel}",
+                work_order_id=row["work_order_id"],
+            )
+        except (InvalidRecipient, ValueError) as exc:
+            log.warning("revisit %s: cannot text: %s", row["id"], exc)
+            return None
 
     async def call_check(self, job: Job) -> None:
         """An hour after a call was placed the revisit still waits on it: no status came."""
@@ -517,16 +520,3 @@ def _current_call(row: asyncpg.Record | None, call_sid: str | None) -> bool:
     if row is None or row["status"] != "calling":
         return False
     return row["call_sid"] is None or call_sid is None or row["call_sid"] == call_sid
-
-
-def for_context(ctx: Context) -> RevisitService:
-    assert ctx.desk is not None, "revisits need the dispatch desk"
-    return RevisitService(
-        ctx.settings,
-        ctx.pool,
-        ctx.clock,
-        ctx.notify,
-        ctx.desk.clocks,
-        ctx.desk.supervision,
-        ctx.wechat,
-    )

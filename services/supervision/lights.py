@@ -51,14 +51,15 @@ COLOR_LABELS = {"yellow": "黄灯预警", "red": "红灯督办"}
 SYSTEM = Actor("supervision", "system")
 
 
-class Notifier(Protocol):
-    """Sends a text message. services/notify.py provides the real one (Twilio), which sends
+class Outbound(Protocol):
+    """Sends a message on a channel: the outbox (services/outbound/outbox.py), which sends
     nothing twice for one idempotency key."""
 
-    async def send_sms(
+    async def send(
         self,
-        to: str,
-        body: str,
+        channel: str,
+        recipient: str,
+        text: str,
         purpose: str,
         *,
         idempotency_key: str | None = None,
@@ -117,7 +118,7 @@ class Supervision:
         clock: Clock,
         clocks: OrderClocks,
         *,
-        notifier: Notifier | None = None,
+        outbox: Outbound | None = None,
         supervision_phone: str | None = None,
         notify_hours: tuple[int, int] = (8, 21),
         scan_interval: float = 60.0,
@@ -125,7 +126,7 @@ class Supervision:
         self.pool = pool
         self.clock = clock
         self.clocks = clocks
-        self.notifier = notifier
+        self.outbox = outbox
         self.supervision_phone = supervision_phone
         self.notify_hours = notify_hours
         self.scan_interval = timedelta(seconds=scan_interval)
@@ -280,12 +281,12 @@ class Supervision:
         """Send one SMS; the result as stored with the light (sent, no_contact, ...)."""
         if not to:
             return "no_contact"
-        if self.notifier is None:
-            log.warning("no SMS notifier in this process; %s for %s not sent", purpose, to)
+        if self.outbox is None:
+            log.warning("no outbox in this process; %s for %s not sent", purpose, to)
             return "not_configured"
         try:
-            result = await self.notifier.send_sms(
-                to, body, purpose, idempotency_key=key, work_order_id=order_id
+            result = await self.outbox.send(
+                "sms", to, body, purpose, idempotency_key=key, work_order_id=order_id
             )
         except ValueError as exc:  # not a phone number: retrying will not help
             log.warning("%s: cannot text %r: %s", purpose, to, exc)

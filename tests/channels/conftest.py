@@ -9,20 +9,21 @@ import pytest
 from wechatpy.crypto import WeChatCrypto
 
 from services.config import Settings
-from tests.conftest import Running, start_service
-from tests.fakes.twilio_api import FakeTwilio
-from tests.fakes.webhooks import Caller, Follower, Texter, TwilioWebhooks
-from tests.fakes.wechat_api import FakeWeChat
-
-ACCOUNT_SID = "AC" + "5a1b" * 8
-AUTH_TOKEN = "9f" * 16
-CENTRE_NUMBER = "+15005550006"
-PUBLIC_URL = "https://12345.shishi.example.gov.cn"
-WECHAT_TOKEN = "hotline12345token"
-WECHAT_AES_KEY = "MTIzNDVzaGlzaGktaG90bGluZS1hZXMta2V5LTAwMDE"
-WECHAT_APP_ID = "wx5c1a2b3c4d5e6f70"
-WECHAT_APP_SECRET = "s" * 32
-AGENT_QUEUE = "shishi-12345-agents"
+from tests.support.channels import (
+    ACCOUNT_SID,
+    AGENT_QUEUE,
+    AUTH_TOKEN,
+    CENTRE_NUMBER,
+    PUBLIC_URL,
+    WECHAT_AES_KEY,
+    WECHAT_APP_ID,
+    WECHAT_APP_SECRET,
+    WECHAT_TOKEN,
+)
+from tests.support.fakes.twilio_api import FakeTwilio
+from tests.support.fakes.webhooks import Caller, Follower, Texter, TwilioWebhooks
+from tests.support.fakes.wechat_api import FakeWeChat
+from tests.support.service import Running, start_service
 
 
 @pytest.fixture
@@ -65,7 +66,6 @@ async def hotline(channel_settings: Settings, clock, nlu_engine) -> AsyncIterato
     running = await start_service(channel_settings, clock, nlu_engine)
     yield running
     await running.stop()
-    await running.ctx.pool.close()
 
 
 @pytest.fixture

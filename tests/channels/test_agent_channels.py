@@ -10,9 +10,9 @@ import aiohttp
 import pytest
 
 from channels.wechat import WECHAT
-from tests.agent_support import agent_socket, frame, login, open_workspace, watch
-from tests.browser import chromium_page
-from tests.channels.conftest import PUBLIC_URL
+from tests.support.agent import agent_socket, frame, login, open_workspace, watch
+from tests.support.browser import chromium_page
+from tests.support.channels import PUBLIC_URL
 
 
 async def _conversation(hotline, channel: str, session_key: str) -> dict[str, Any]:

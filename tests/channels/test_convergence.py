@@ -5,9 +5,8 @@ phone can be followed by SMS."""
 
 from __future__ import annotations
 
-from tests.channels.helpers import number_in, spoken_number
-from tests.chat_client import ChatClient
-from tests.test_chat_api import COMPLAINT, file_complaint
+from tests.support.channels import number_in, spoken_number
+from tests.support.chat import COMPLAINT, ChatClient, file_complaint
 
 # what speech recognition makes of the complaint said aloud: no punctuation
 SPOKEN_COMPLAINT = "我要投诉湖滨街道长福路口那家川菜馆厨房油烟直接排到我家窗户天天呛得不行"
@@ -45,7 +44,7 @@ async def test_one_complaint_on_every_channel(
     # read back digit by digit, twice, and the caller is told an SMS follows
     assert filed_call.spoken.count(spoken_number(number)) >= 2, filed_call.says
     assert "短信" in filed_call.spoken
-    await hotline.ctx.notify.drain()
+    await hotline.ctx.outbox.drain()
     caller_sms = fake_twilio.bodies_to("+8613859906666")
     assert len(caller_sms) == 1 and number in caller_sms[0], caller_sms
 

@@ -12,28 +12,24 @@ from datetime import datetime, timedelta
 import aiohttp
 import pytest
 
-from services.agents.hub import hub_of
 from services.config import Settings
 from services.core.clock import CHINA_TZ, FixedClock
 from services.jobs.scheduler import Scheduler
-from services.outbound.twilio_sender import Notifier
-from services.outbound.wechat_client import WeChatApi
 from services.revisits import service as revisits
 from services.storage import citizens
 from services.storage import revisits as revisit_store
-from tests.agent_support import frame
-from tests.agent_support import login as agent_login
-from tests.browser import chromium_page
-from tests.channels.conftest import (
+from tests.support.agent import frame
+from tests.support.agent import login as agent_login
+from tests.support.browser import chromium_page
+from tests.support.channels import (
     ACCOUNT_SID,
     AUTH_TOKEN,
     CENTRE_NUMBER,
     PUBLIC_URL,
     WECHAT_TOKEN,
 )
-from tests.chat_client import ChatClient
-from tests.conftest import start_service
-from tests.desk_support import (
+from tests.support.chat import ChatClient, file_complaint
+from tests.support.desk import (
     DeskService,
     RecordingNotifier,
     event_kinds,
@@ -42,12 +38,13 @@ from tests.desk_support import (
     login,
     make_user,
     order_row,
+    scheduler_for,
     start_desk_service,
 )
-from tests.fakes.twilio_api import FakeTwilio
-from tests.fakes.webhooks import Follower, Texter, TwilioWebhooks
-from tests.fakes.wechat_api import FakeWeChat
-from tests.test_chat_api import file_complaint
+from tests.support.fakes.twilio_api import FakeTwilio
+from tests.support.fakes.webhooks import Follower, Texter, TwilioWebhooks
+from tests.support.fakes.wechat_api import FakeWeChat
+from tests.support.service import start_service
 
 PHONE = "13859901234"
 E164 = "+8613859901234"
@@ -163,17 +160,15 @@ async def rig(
     fake_twilio: FakeTwilio,
     revisit_settings: dict[str, object],
 ) -> AsyncIterator[Rig]:
-    svc = await start_desk_service(channel_settings.with_overrides(**revisit_settings), clock)
-    svc.ctx.notify = Notifier(channel_settings, svc.pool, clock)
-    svc.ctx.wechat = WeChatApi(channel_settings, svc.pool, clock)
+    svc = await start_desk_service(
+        channel_settings.with_overrides(**revisit_settings), clock, revisits=True
+    )
     await make_user(svc, "h-works", "unit_handler", UNIT)
-    service = revisits.for_context(svc.ctx)
+    service = svc.ctx.revisits
     scheduler = Scheduler(svc.pool, clock, service.handlers(), lease_seconds=60)
     hooks = TwilioWebhooks(svc.url, PUBLIC_URL, ACCOUNT_SID, AUTH_TOKEN)
     yield Rig(svc, clock, fake_twilio, hooks, service, scheduler)
-    await svc.ctx.notify.aclose()
-    await svc.ctx.wechat.aclose()
-    await svc.close()
+    await svc.stop()
 
 
 async def test_resolve_at_night_waits_then_digit_3_reopens_with_the_fifth_light(rig: Rig):
@@ -438,7 +433,7 @@ async def test_a_citizen_without_a_phone_number_is_no_answer_at_once(rig: Rig):
 
 
 async def test_the_service_scheduler_runs_the_revisit_jobs(hotline):
-    handlers = hotline.ctx.desk.scheduler(hotline.ctx.settings).handlers
+    handlers = hotline.ctx.job_handlers()
     assert {"revisit_attempt", "revisit_expire", "light_scan"} <= set(handlers)
 
 
@@ -487,10 +482,10 @@ async def web_rig(
     await make_user(svc, "h-eco", "unit_handler", "ecology")  # file_complaint's unit
     service = svc.ctx.conversation.revisits
     assert isinstance(service, revisits.RevisitService), "build_context wires the chat to it"
-    scheduler = svc.desk.scheduler(settings, lease_seconds=60)  # every job kind of the service
+    scheduler = scheduler_for(svc.ctx, lease_seconds=60)  # every job kind of the service
     hooks = TwilioWebhooks(svc.url, PUBLIC_URL, ACCOUNT_SID, AUTH_TOKEN)
     yield Rig(svc, clock, fake_twilio, hooks, service, scheduler, unit_user="h-eco")
-    await svc.close()
+    await svc.stop()
 
 
 async def web_order(rig: Rig, chat: ChatClient, when: datetime) -> str:
@@ -696,7 +691,7 @@ async def test_the_widget_shows_the_question_live_and_after_a_reload(web_rig: Ri
         session = await page.evaluate("localStorage.getItem('hotline12345.session')")
         # filed in this widget's session (over the same API the widget uses)
         number = await web_order(rig, ChatClient(rig.svc.url, session), at(2026, 11, 23, 10, 0))
-        hub = hub_of(rig.svc.runner.app)
+        hub = rig.svc.ctx.hub
         for _ in range(200):  # the widget's socket subscribes once it is open
             if session in hub.citizens:
                 break

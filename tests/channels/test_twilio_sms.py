@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import pytest
 
+from services.outbound.outbox import InvalidRecipient, Outbox
 from services.outbound.sms_text import segments, split_message
-from services.outbound.twilio_sender import InvalidRecipient, Notifier
-from tests.channels.helpers import number_in
-from tests.test_chat_api import COMPLAINT
+from tests.support.channels import number_in
+from tests.support.chat import COMPLAINT
 
 
 async def test_texted_complaint_is_filed_and_the_number_is_texted_back(hotline, texter):
@@ -72,7 +72,7 @@ def test_split_and_segment_arithmetic():
 async def test_stop_opts_out_of_notifications_and_start_opts_back_in(hotline, texter, fake_twilio):
     phone = "+8613859902004"
     sms = texter(phone)
-    notifier: Notifier = hotline.ctx.notify
+    notifier: Outbox = hotline.ctx.outbox
     stop = await sms.send("退订")
     assert "已退订" in stop.messages[0]
     # Twilio retries the STOP webhook: recorded once
@@ -99,7 +99,7 @@ async def test_stop_opts_out_of_notifications_and_start_opts_back_in(hotline, te
 
 
 async def test_notifier_sends_through_twilio_and_stores_every_message(hotline, fake_twilio):
-    notifier: Notifier = hotline.ctx.notify
+    notifier: Outbox = hotline.ctx.outbox
     long_text = "您反映的问题已由承办单位办理完毕。" * 30
     result = await notifier.send_sms(
         "13859902005", long_text, "progress", idempotency_key="progress:test:1"
@@ -123,7 +123,7 @@ async def test_notifier_sends_through_twilio_and_stores_every_message(hotline, f
 
 
 async def test_delivery_reports_update_the_status_and_never_go_back(hotline, twilio_hooks):
-    notifier: Notifier = hotline.ctx.notify
+    notifier: Outbox = hotline.ctx.outbox
     result = await notifier.send_sms(
         "+8613859902006", "编号20261123-0009已受理。", "request_number"
     )
@@ -151,7 +151,7 @@ async def test_delivery_reports_update_the_status_and_never_go_back(hotline, twi
 
 
 async def test_provider_refusals_are_stored_not_raised(hotline, fake_twilio):
-    notifier: Notifier = hotline.ctx.notify
+    notifier: Outbox = hotline.ctx.outbox
     fake_twilio.unsubscribed.add("+8613859902007")
     refused = await notifier.send_sms("13859902007", "通知", "progress")
     assert refused.status == "opted_out" and "21610" in refused.error
@@ -172,17 +172,16 @@ async def test_provider_refusals_are_stored_not_raised(hotline, fake_twilio):
 async def test_notifier_without_twilio_settings_stores_the_message_unsent(
     settings, clock, nlu_engine
 ):
-    from tests.conftest import start_service
+    from tests.support.service import start_service
 
     running = await start_service(settings, clock, nlu_engine)
     try:
-        result = await running.ctx.notify.send_sms("13859902009", "通知", "progress")
+        result = await running.ctx.outbox.send_sms("13859902009", "通知", "progress")
         assert result.status == "not_configured"
         async with running.ctx.pool.acquire() as conn:
             assert await conn.fetchval("SELECT status FROM outbound_messages") == "not_configured"
     finally:
         await running.stop()
-        await running.ctx.pool.close()
 
 
 async def test_picture_only_mms_is_answered_and_nothing_stored(hotline, texter):
@@ -200,7 +199,7 @@ async def test_picture_only_mms_is_answered_and_nothing_stored(hotline, texter):
 async def test_outbound_call_goes_through_the_rest_api_and_reports_back(
     hotline, fake_twilio, twilio_hooks
 ):
-    notifier: Notifier = hotline.ctx.notify
+    notifier: Outbox = hotline.ctx.outbox
     result = await notifier.place_call(
         "13859902011", "/twilio/voice", "revisit", idempotency_key="revisit:1"
     )
@@ -238,20 +237,19 @@ async def test_outbound_call_goes_through_the_rest_api_and_reports_back(
 @pytest.fixture
 async def quiet_hotline(channel_settings, clock, nlu_engine):
     """The service without its background scheduler: the test runs the re-sending itself."""
-    from tests.conftest import start_service
+    from tests.support.service import start_service
 
     settings = channel_settings.with_overrides(scheduler_enabled=False)
     running = await start_service(settings, clock, nlu_engine)
     yield running
     await running.stop()
-    await running.ctx.pool.close()
 
 
 async def test_a_text_that_failed_for_a_passing_reason_is_sent_again_in_order(
     quiet_hotline, fake_twilio, clock
 ):
     hotline = quiet_hotline
-    notifier: Notifier = hotline.ctx.notify
+    notifier: Outbox = hotline.ctx.outbox
     long_text = "您反映的问题已由承办单位办理完毕，请留意回访。" * 20
     parts = split_message(long_text, 300)
     assert len(parts) > 1
@@ -283,7 +281,7 @@ async def test_a_text_that_failed_for_a_passing_reason_is_sent_again_in_order(
 
 async def test_refusals_are_not_retried_and_retries_end(quiet_hotline, fake_twilio, clock):
     hotline = quiet_hotline
-    notifier: Notifier = hotline.ctx.notify
+    notifier: Outbox = hotline.ctx.outbox
     fake_twilio.unsubscribed.add("+8613859902012")
     await notifier.send_sms("13859902012", "通知", "progress")  # STOP at the carrier: final
     fake_twilio.fail_next = 1_000

@@ -8,10 +8,9 @@ import xml.etree.ElementTree as ET
 from channels import twilio_voice
 from channels.speech import normalize_speech
 from channels.twilio_voice import for_speech
-from tests.channels.conftest import AGENT_QUEUE, PUBLIC_URL
-from tests.channels.helpers import number_in, spoken_number
-from tests.conftest import start_service
-from tests.fakes.webhooks import Caller, TwilioWebhooks
+from tests.support.channels import AGENT_QUEUE, PUBLIC_URL, number_in, spoken_number
+from tests.support.fakes.webhooks import Caller, TwilioWebhooks
+from tests.support.service import start_service
 
 SPOKEN_COMPLAINT = "我要投诉湖滨街道长福路口那家川菜馆厨房油烟直接排到我家窗户天天呛得不行"
 
@@ -106,7 +105,6 @@ async def test_saying_rengong_dials_the_agent_number_when_one_is_set(
         assert twilio_voice.AGENT_UNAVAILABLE in unanswered.spoken and unanswered.hangup
     finally:
         await running.stop()
-        await running.ctx.pool.close()
 
 
 async def test_unsure_twice_hands_over_to_an_agent(hotline, caller):
@@ -146,7 +144,6 @@ async def test_emergency_is_told_and_put_through(channel_settings, clock, nlu_en
             assert event["data"]["to"] == "+86595119"
     finally:
         await running.stop()
-        await running.ctx.pool.close()
 
 
 async def test_a_retried_webhook_is_processed_once(hotline, caller, fake_twilio):
@@ -164,7 +161,7 @@ async def test_a_retried_webhook_is_processed_once(hotline, caller, fake_twilio)
         "/twilio/voice/gather?turn=1", call.params(SpeechResult=SPOKEN_COMPLAINT, Confidence="0.9")
     )
     assert earlier.text == confirm.text
-    await hotline.ctx.notify.drain()
+    await hotline.ctx.outbox.drain()
     async with hotline.ctx.pool.acquire() as conn:
         assert await conn.fetchval("SELECT count(*) FROM work_orders") == 1
         assert (
@@ -215,7 +212,7 @@ async def test_request_number_sms_respects_opt_out(hotline, caller, texter, fake
     filed = await call.say("确认")
     number_in(filed.says)
     assert "短信" in filed.spoken  # told; the notifier decides whether it may go
-    await hotline.ctx.notify.drain()
+    await hotline.ctx.outbox.drain()
     assert fake_twilio.bodies_to(phone) == []
     async with hotline.ctx.pool.acquire() as conn:
         row = await conn.fetchrow(

@@ -8,9 +8,9 @@ import uuid
 from twilio.request_validator import RequestValidator
 from wechatpy.crypto import WeChatCrypto
 
-from tests.channels.conftest import AUTH_TOKEN, PUBLIC_URL, WECHAT_APP_ID, WECHAT_TOKEN
-from tests.fakes.webhooks import wechat_signature
-from tests.test_chat_api import COMPLAINT
+from tests.support.channels import AUTH_TOKEN, PUBLIC_URL, WECHAT_APP_ID, WECHAT_TOKEN
+from tests.support.chat import COMPLAINT
+from tests.support.fakes.webhooks import wechat_signature
 
 TABLES = (
     "citizens",

@@ -12,9 +12,9 @@ import aiohttp
 from channels import wechat
 from channels.wechat import WECHAT
 from services.conversation import replies
-from tests.channels.conftest import WECHAT_TOKEN
-from tests.conftest import start_service
-from tests.fakes.webhooks import Follower, wechat_signature
+from tests.support.channels import WECHAT_TOKEN
+from tests.support.fakes.webhooks import Follower, wechat_signature
+from tests.support.service import start_service
 
 
 class SlowEngine:
@@ -132,7 +132,6 @@ async def test_slow_answer_is_pushed_through_the_customer_service_api(
         assert [tuple(r) for r in rows] == [("sent", "reply", fan.openid)] * 2
     finally:
         await running.stop()
-        await running.ctx.pool.close()
 
 
 async def test_concurrent_retries_share_one_turn(channel_settings, clock, nlu_engine, fake_wechat):
@@ -148,7 +147,6 @@ async def test_concurrent_retries_share_one_turn(channel_settings, clock, nlu_en
         assert fake_wechat.sent == []
     finally:
         await running.stop()
-        await running.ctx.pool.close()
 
 
 async def test_safe_mode_refuses_plaintext(channel_settings, clock, nlu_engine):
@@ -163,4 +161,3 @@ async def test_safe_mode_refuses_plaintext(channel_settings, clock, nlu_engine):
             assert await conn.fetchval("SELECT count(*) FROM citizens") == 0
     finally:
         await running.stop()
-        await running.ctx.pool.close()

@@ -1,4 +1,4 @@
-"""A tiny client of the web chat API for tests."""
+"""A tiny client of the web chat API for tests, and the complaint the tests file with it."""
 
 from __future__ import annotations
 
@@ -6,6 +6,8 @@ import uuid
 from typing import Any
 
 import aiohttp
+
+COMPLAINT = "我要投诉，湖滨街道长福路口那家川菜馆厨房油烟直接排到我家窗户，天天呛得不行"
 
 
 class ChatClient:
@@ -34,3 +36,13 @@ class ChatClient:
                 body = await resp.json()
                 assert resp.status == 200, body
                 return body["messages"]
+
+
+async def file_complaint(client: ChatClient) -> dict:
+    first = await client.say(COMPLAINT)
+    assert any("电话" in r for r in first["replies"]), first
+    second = await client.say("13859901234")
+    assert any("请确认" in r for r in second["replies"]), second
+    third = await client.say("确认")
+    assert third["request_number"], third
+    return third

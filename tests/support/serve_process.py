@@ -4,7 +4,6 @@ real second service process."""
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -13,13 +12,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from tests.conftest import CACHE_DIR
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+from tests.support.processes import free_port, stop_process
+from tests.support.service import EMBEDDING_MODEL_DIR, NLU_MODEL_DIR
 
 
 def serve_env(database_url: str, data_dir: Path, **extra: str) -> dict[str, str]:
@@ -27,10 +21,10 @@ def serve_env(database_url: str, data_dir: Path, **extra: str) -> dict[str, str]
         os.environ,
         DATABASE_URL=database_url,
         HOTLINE_DATA_DIR=str(data_dir),
-        HOTLINE_NLU_MODEL_DIR=str(CACHE_DIR / "nlu"),
+        HOTLINE_NLU_MODEL_DIR=str(NLU_MODEL_DIR),
         # the session's n-gram model: an embedding model here would retrain the shared cache
         HOTLINE_EMBEDDINGS="0",
-        HOTLINE_EMBEDDING_MODEL_DIR=str(CACHE_DIR / "e5-small"),
+        HOTLINE_EMBEDDING_MODEL_DIR=str(EMBEDDING_MODEL_DIR),
         **extra,
     )
 
@@ -74,9 +68,4 @@ def serving(env: dict[str, str], deadline_s: float = 300) -> Iterator[str]:
                     time.sleep(0.5)
             yield url
         finally:
-            proc.terminate()
-            try:
-                proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(timeout=20)
+            stop_process(proc, grace=20)

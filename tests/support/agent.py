@@ -8,8 +8,8 @@ from typing import Any
 
 import aiohttp
 
-from services.staff import auth
-from tests.desk_support import Api
+from services.staff import accounts as auth
+from tests.support.desk import Api
 
 
 async def login(http: aiohttp.ClientSession, url: str, username: str) -> Api:

@@ -1,4 +1,5 @@
-"""Staff accounts: hashed passwords, roles, bearer-token sessions and the role check.
+"""Staff accounts: hashed passwords, roles and bearer-token sessions (the HTTP side, login and
+the role check of every staff route: services/api/auth.py).
 
 Roles: `agent` (call-centre agent, dispatch desk), `unit_handler` (works the orders of the one
 unit the account is bound to), `supervisor` (coordination and supervision desk: lights,
@@ -9,16 +10,6 @@ constant time. `POST /api/auth/login` {"username", "password"} answers a bearer 
 for HOTLINE_SESSION_HOURS; only its SHA-256 is stored. Five wrong passwords in a row lock the
 account for 15 minutes.
 
-For other APIs:
-
-    from services.staff.auth import require_role, current_user
-
-    @require_role("agent", "supervisor")
-    async def handler(request):
-        user = current_user(request)   # a StaffUser; user.unit for unit handlers
-
-No token or a dead one: 401 {"error": "unauthorized"}; a role not in the list: 403
-{"error": "forbidden"}.
 """
 
 from __future__ import annotations
@@ -29,14 +20,11 @@ import functools
 import hashlib
 import hmac
 import secrets
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 import asyncpg
-from aiohttp import web
 
-from services.http.requests import json_exception, read_json, respond, text_field
 from services.storage import users
 
 AGENT = "agent"
@@ -80,9 +68,6 @@ class StaffUser:
         }
 
 
-USER = web.RequestKey("staff_user", StaffUser) if hasattr(web, "RequestKey") else "staff_user"
-
-
 # -- passwords ---------------------------------------------------------------------------
 
 
@@ -121,13 +106,6 @@ def _dummy_hash() -> str:
     return hash_password(secrets.token_hex(8))
 
 
-def context_of(request: web.Request):  # noqa: ANN201 - services.context.Context
-    # imported here so that the command line (users add) does not load the whole service
-    from services.context import context_of as of
-
-    return of(request)
-
-
 def check_password_rules(password: str) -> None:
     if len(password) < MIN_PASSWORD_CHARS:
         raise AccountError(f"the password needs at least {MIN_PASSWORD_CHARS} characters")
@@ -135,7 +113,7 @@ def check_password_rules(password: str) -> None:
         raise AccountError(f"the password may have at most {MAX_PASSWORD_CHARS} characters")
 
 
-def _token_hash(token: str) -> str:
+def token_hash(token: str) -> str:
     return hashlib.sha256(token.encode("utf-8")).hexdigest()
 
 
@@ -207,118 +185,8 @@ async def login(
         expires = now + ttl
         async with conn.transaction():
             await users.login_succeeded(conn, row["id"])
-            await users.create_session(conn, _token_hash(token), row["id"], now, expires)
+            await users.create_session(conn, token_hash(token), row["id"], now, expires)
     return Session(token, expires, _user(row))
-
-
-def _bearer(request: web.Request) -> str | None:
-    header = request.headers.get("Authorization", "")
-    scheme, _, token = header.partition(" ")
-    if scheme.lower() != "bearer" or not token.strip():
-        return None
-    return token.strip()
-
-
-_CHALLENGE = {"WWW-Authenticate": 'Bearer realm="12345"'}
-
-
-async def authenticate(request: web.Request) -> StaffUser:
-    """The user of the request's bearer token; raises 401 JSON when there is none."""
-    cached = request.get(USER)
-    if cached is not None:
-        return cached
-    token = _bearer(request)
-    if token is None:
-        raise json_exception(
-            401, "unauthorized", "log in and send Authorization: Bearer <token>", _CHALLENGE
-        )
-    ctx = context_of(request)
-    async with ctx.pool.acquire() as conn:
-        row = await users.by_session(conn, _token_hash(token), ctx.clock.now())
-    if row is None:
-        raise json_exception(
-            401, "unauthorized", "the session has expired or was ended; log in again", _CHALLENGE
-        )
-    user = _user(row)
-    request[USER] = user
-    return user
-
-
-def current_user(request: web.Request) -> StaffUser:
-    """The user `require_role` let through."""
-    user = request.get(USER)
-    if user is None:
-        raise RuntimeError("current_user() outside a handler wrapped by require_role")
-    return user
-
-
-Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
-
-
-def require_role(*roles: str) -> Callable[[Handler], Handler]:
-    """Wrap a handler so that only a logged-in user with one of `roles` reaches it."""
-    unknown = set(roles) - set(ROLES)
-    if unknown or not roles:
-        raise ValueError(f"require_role needs roles from {ROLES}, got {roles}")
-
-    def wrap(handler: Handler) -> Handler:
-        @functools.wraps(handler)
-        async def guarded(request: web.Request) -> web.StreamResponse:
-            user = await authenticate(request)
-            if user.role not in roles:
-                raise json_exception(403, "forbidden", f"this needs the role {' or '.join(roles)}")
-            return await handler(request)
-
-        return guarded
-
-    return wrap
-
-
-# -- HTTP --------------------------------------------------------------------------------
-
-
-async def post_login(request: web.Request) -> web.Response:
-    ctx = context_of(request)
-    body = await read_json(request)
-    username = text_field(body, "username", max_chars=64)
-    password = body.get("password")
-    if not isinstance(password, str) or not password or len(password) > MAX_PASSWORD_CHARS:
-        raise json_exception(400, "missing_password", "password is required")
-    try:
-        session = await login(
-            ctx.pool,
-            username,
-            password,
-            ctx.clock.now(),
-            timedelta(hours=ctx.settings.session_hours),
-        )
-    except LoginLocked as exc:
-        raise json_exception(
-            429, "locked", f"too many wrong passwords; try again after {exc.until.isoformat()}"
-        ) from exc
-    if session is None:
-        raise json_exception(401, "bad_credentials", "wrong user name or password")
-    return respond(
-        {"token": session.token, "expires_at": session.expires_at, "user": session.user.to_dict()}
-    )
-
-
-async def post_logout(request: web.Request) -> web.Response:
-    ctx = context_of(request)
-    await authenticate(request)
-    async with ctx.pool.acquire() as conn:
-        await users.revoke_session(conn, _token_hash(_bearer(request) or ""), ctx.clock.now())
-    return respond({"ok": True})
-
-
-async def get_me(request: web.Request) -> web.Response:
-    return respond((await authenticate(request)).to_dict())
-
-
-def add_routes(app: web.Application) -> None:
-    app.router.add_post("/api/auth/login", post_login)
-    app.router.add_post("/api/auth/logout", post_logout)
-    app.router.add_get("/api/auth/me", get_me)
 
 
 # -- demo accounts -----------------------------------------------------------------------
@@ -346,3 +214,13 @@ async def ensure_demo_users(pool: asyncpg.Pool) -> int:
         for username, role, unit, name in DEMO_USERS:
             await create_user(conn, username, DEMO_PASSWORD, role, unit, name)
     return len(DEMO_USERS)
+
+
+async def user_of_token(conn: asyncpg.Connection, token: str, now: datetime) -> StaffUser | None:
+    """The user of a live session token, or None."""
+    row = await users.by_session(conn, token_hash(token), now)
+    return None if row is None else _user(row)
+
+
+async def logout(conn: asyncpg.Connection, token: str, now: datetime) -> None:
+    await users.revoke_session(conn, token_hash(token), now)

@@ -16,7 +16,6 @@ from typing import Any
 
 import aiohttp
 import asyncpg
-from aiohttp import web
 
 from services.app import create_app
 from services.config import Settings
@@ -24,10 +23,14 @@ from services.context import Context
 from services.core.clock import FixedClock
 from services.core.unit_directory import load_units, sync_units
 from services.desk import Desk, build_desk
-from services.staff import auth
+from services.jobs.scheduler import Scheduler
+from services.outbound.outbox import build_outbox
+from services.revisits.service import RevisitService
+from services.staff import accounts as auth
 from services.storage import citizens, db, work_orders
 from services.storage.work_orders import Actor, NewWorkOrder
-from tests.fakes.loopback import serve_on_loopback
+from tests.support.loopback import serve_on_loopback
+from tests.support.service import Running
 
 PASSWORD = "correct-horse-12345"
 _session_ids = itertools.count(1)
@@ -35,20 +38,24 @@ _session_ids = itertools.count(1)
 
 @dataclass
 class RecordingNotifier:
-    """Test double of the SMS notifier: records what would be sent."""
+    """Test double of the outbox (services/outbound/outbox.py) for the desk's texts to units:
+    records what would be sent."""
 
     sent: list[dict[str, Any]] = field(default_factory=list)
 
-    async def send_sms(self, to: str, body: str, purpose: str, **kwargs: Any) -> object:
-        self.sent.append({"to": to, "body": body, "purpose": purpose, **kwargs})
+    async def send(
+        self, channel: str, recipient: str, text: str, purpose: str, **kwargs: Any
+    ) -> object:
+        self.sent.append(
+            {"channel": channel, "to": recipient, "body": text, "purpose": purpose, **kwargs}
+        )
         return None
 
 
 @dataclass
-class DeskService:
-    url: str
-    ctx: Context
-    runner: web.AppRunner
+class DeskService(Running):
+    """A started service (stopped by `Running.stop`) with the test double of its notifier."""
+
     notifier: RecordingNotifier
 
     @property
@@ -60,14 +67,12 @@ class DeskService:
     def pool(self) -> asyncpg.Pool:
         return self.ctx.pool
 
-    async def close(self) -> None:
-        await self.runner.cleanup()
-        await self.ctx.pool.close()
-
 
 async def start_desk_service(
-    settings: Settings, clock: FixedClock, *, scheduler: bool = False
+    settings: Settings, clock: FixedClock, *, scheduler: bool = False, revisits: bool = False
 ) -> DeskService:
+    """With `revisits`, the revisit service too, calling and texting through the real outbox
+    (at the fake Twilio and WeChat of the settings); the units' texts still go to the double."""
     settings = settings.with_overrides(
         scheduler_enabled=scheduler, supervision_phone="0595-12345000"
     )
@@ -76,7 +81,21 @@ async def start_desk_service(
     await sync_units(pool, units)
     notifier = RecordingNotifier()
     desk = await build_desk(settings, pool, clock, units, notifier)
-    ctx = Context(settings, clock, pool, units, None, None, None, desk=desk)  # type: ignore[arg-type]
+    outbox = build_outbox(settings, pool, clock) if revisits else None
+    ctx = Context(
+        settings,
+        clock,
+        pool,
+        units,
+        None,  # type: ignore[arg-type]
+        None,  # type: ignore[arg-type]
+        None,  # type: ignore[arg-type]
+        outbox=outbox,
+        desk=desk,
+        revisits=RevisitService(settings, pool, clock, outbox, desk.clocks, desk.supervision)
+        if outbox
+        else None,
+    )
     runner, url = await serve_on_loopback(create_app(settings, clock, context=ctx))
     return DeskService(url, ctx, runner, notifier)
 
@@ -185,3 +204,13 @@ async def lights_of(svc: DeskService, order_id: int) -> list[tuple[str, str, int
             order_id,
         )
     return [(r["point"], r["color"], r["cycle"]) for r in rows]
+
+
+def scheduler_for(ctx: Context, *, lease_seconds: float | None = None) -> Scheduler:
+    """A scheduler that runs every job kind of the service's context (the test drives it)."""
+    return Scheduler(
+        ctx.pool,
+        ctx.clock,
+        ctx.job_handlers(),
+        lease_seconds=lease_seconds or ctx.settings.job_lease_seconds,
+    )

@@ -9,11 +9,11 @@ from dataclasses import dataclass, field
 
 from aiohttp import web
 
-from tests.fakes.loopback import serve_on_loopback
+from tests.support.loopback import LoopbackServer
 
 
 @dataclass
-class FakeWeChat:
+class FakeWeChat(LoopbackServer):
     app_id: str
     app_secret: str
     sent: list[dict] = field(default_factory=list)
@@ -69,9 +69,5 @@ class FakeWeChat:
         app = web.Application()
         app.router.add_get("/cgi-bin/token", self.token)
         app.router.add_post("/cgi-bin/message/custom/send", self.custom_send)
-        self._runner, self.url = await serve_on_loopback(app)
+        await self.serve(app)
         return self
-
-    async def stop(self) -> None:
-        if self._runner is not None:
-            await self._runner.cleanup()

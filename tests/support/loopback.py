@@ -13,3 +13,18 @@ async def serve_on_loopback(app: web.Application) -> tuple[web.AppRunner, str]:
     await site.start()
     port = site._server.sockets[0].getsockname()[1]  # noqa: SLF001 - aiohttp exposes no port getter
     return runner, f"http://127.0.0.1:{port}"
+
+
+class LoopbackServer:
+    """An app of the tests' own (a fake provider API) on a loopback port: `serve` starts it and
+    sets `url`, `stop` ends it."""
+
+    url: str = ""
+    _runner: web.AppRunner | None = None
+
+    async def serve(self, app: web.Application) -> None:
+        self._runner, self.url = await serve_on_loopback(app)
+
+    async def stop(self) -> None:
+        if self._runner is not None:
+            await self._runner.cleanup()

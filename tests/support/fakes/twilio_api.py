@@ -16,13 +16,13 @@ from email.utils import format_datetime
 from aiohttp import BasicAuth, web
 
 from services.outbound.sms_text import segments
-from tests.fakes.loopback import serve_on_loopback
+from tests.support.loopback import LoopbackServer
 
 _E164 = re.compile(r"^\+[1-9]\d{6,14}$")
 
 
 @dataclass
-class FakeTwilio:
+class FakeTwilio(LoopbackServer):
     account_sid: str
     auth_token: str
     messages: list[dict] = field(default_factory=list)
@@ -162,9 +162,5 @@ class FakeTwilio:
         app = web.Application()
         app.router.add_post("/2010-04-01/Accounts/{sid}/Messages.json", self.create_message)
         app.router.add_post("/2010-04-01/Accounts/{sid}/Calls.json", self.create_call)
-        self._runner, self.url = await serve_on_loopback(app)
+        await self.serve(app)
         return self
-
-    async def stop(self) -> None:
-        if self._runner is not None:
-            await self._runner.cleanup()

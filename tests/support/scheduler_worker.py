@@ -1,9 +1,9 @@
 """A scheduler worker in its own process, for tests/test_scheduler.py.
 
-    python -m tests.scheduler_worker DSN OUT --mode hang|record --lease SECONDS --worker ID
+    python -m tests.support.scheduler_worker DSN OUT --mode hang|record --lease SECONDS --worker ID
 
 It runs the real `Scheduler` with the real job handlers against the database, with a test
-double for the SMS notifier: `record` appends one line per text to OUT and returns; `hang`
+double for the outbox: `record` appends one line per text to OUT and returns; `hang`
 writes "sending <key>" and then never returns (the test kills the process there).
 """
 
@@ -17,6 +17,7 @@ from services.config import Settings
 from services.core.clock import SystemClock
 from services.core.unit_directory import load_units
 from services.desk import build_desk
+from services.jobs.scheduler import Scheduler
 from services.storage import db
 
 
@@ -33,7 +34,7 @@ class FileNotifier:
         finally:
             os.close(fd)
 
-    async def send_sms(self, to: str, body: str, purpose: str, **kwargs: object) -> None:
+    async def send(self, channel: str, to: str, body: str, purpose: str, **kwargs: object) -> None:
         key = kwargs.get("idempotency_key")
         if self.hang:
             self._write(f"sending {key}")
@@ -58,7 +59,9 @@ async def main() -> None:
         desk = await build_desk(
             settings, pool, SystemClock(), load_units(settings.units_file), notifier
         )
-        scheduler = desk.scheduler(settings, worker_id=args.worker, lease_seconds=args.lease)
+        scheduler = Scheduler(
+            pool, SystemClock(), desk.handlers(), worker_id=args.worker, lease_seconds=args.lease
+        )
         scheduler.concurrency = 1
         scheduler.batch = 4
         while (await scheduler.run_once()).ran:
