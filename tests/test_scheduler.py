@@ -68,7 +68,7 @@ async def test_jobs_retry_with_backoff_then_fail_and_leases_are_respected(desk_s
         row = await jobs.by_id(conn, job_id)
     assert row["failed_at"] is not None and row["attempts"] == 3
 
-    # a kind this worker cannot run is left alone for a process that can (the standalone
+    # a kind this worker cannot run is left alone for a process that can (a
     # deployment may run workers that know different job kinds)
     async with pool.acquire() as conn:
         untouched = await jobs.by_id(conn, other_kind)
