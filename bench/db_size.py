@@ -116,7 +116,7 @@ async def file_one(http: aiohttp.ClientSession, url: str, k: int) -> tuple[str, 
 async def measure(url: str, dsn: str, orders: int, citizens: int) -> dict[str, Any]:
     conn = await asyncpg.connect(dsn)
     try:
-        for unit in load_units(Settings().units_file).codes():
+        for unit in load_units(Settings().units_file).codes:
             if not await conn.fetchval("SELECT 1 FROM users WHERE username = $1", f"h-{unit}"):
                 await accounts.create_user(
                     conn, f"h-{unit}", accounts.DEMO_PASSWORD, accounts.UNIT_HANDLER, unit, unit

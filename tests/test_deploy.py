@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import shutil
+import subprocess
 import tempfile
 import time
 from collections.abc import Iterator
@@ -278,3 +279,34 @@ async def _replica_answer(proxy: str, at_least: int = 0) -> tuple[int, dict] | N
     if headers.get("X-Hotline-Read-From") == "replica" and volume >= at_least:
         return volume, headers
     return None
+
+
+def test_hotline_deploy_nginx_renders_a_site_nginx_accepts(tmp_path, monkeypatch, capsys):
+    """What an operator runs: the site with the service's own body limits, checked by nginx."""
+    from services.cli.main import main
+
+    monkeypatch.setenv("HOTLINE_MAX_BODY_BYTES", "100000")
+    args = ["deploy", "nginx", "--listen", "127.0.0.1:18080", "--upstream", "127.0.0.1:8081"]
+    args += ["--upstream", "127.0.0.1:8082", "--access-log", str(tmp_path / "access.log")]
+    assert main(args) == 0
+    site = capsys.readouterr().out
+    assert "client_max_body_size 100000;" in site and "client_max_body_size 20971520;" in site
+    servers = [line.split()[1] for line in site.splitlines() if line.startswith("    server ")]
+    assert servers == ["127.0.0.1:8081", "127.0.0.1:8082"] and "@UPSTREAM" not in site
+    (tmp_path / "hotline.conf").write_text(site, encoding="utf-8")
+    (tmp_path / "nginx.conf").write_text(
+        f"pid {tmp_path}/nginx.pid;\nevents {{}}\nhttp {{ include {tmp_path}/hotline.conf; }}\n"
+    )
+    binary = nginx_binary()
+    if binary is None:
+        pytest.skip("nginx is not installed and .ci/install could not install it (apt-get)")
+    check = subprocess.run(
+        [binary, "-t", "-p", str(tmp_path), "-c", str(tmp_path / "nginx.conf")]
+        + ["-e", str(tmp_path / "error.log")],
+        capture_output=True,
+        text=True,
+    )
+    assert check.returncode == 0, check.stderr
+    # a bad address is one line and exit code 2, not a broken config
+    assert main(["deploy", "nginx", "--upstream", "nowhere"]) == 2
+    assert "HOST:PORT" in capsys.readouterr().err

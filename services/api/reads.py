@@ -19,7 +19,7 @@ from services.context import context_of
 from services.storage.replica import NO_REPLICA, PRIMARY, ReadSource
 
 T = TypeVar("T")
-_SOURCE = "hotline_read_source"
+_SOURCE = web.RequestKey("hotline_read_source", ReadSource)
 
 
 async def replica_read(
