@@ -15,10 +15,12 @@ Debian's nginx in front (`hotline deploy nginx`). Then, for one process and for 
 * every 0.2 s the replica's lag on the primary (pg_stat_replication: bytes not yet replayed,
   replay_lag) and what the service's own reader decides (X-Hotline-Read-From).
 
-The service processes use the test suite's models (the n-gram NLU, HOTLINE_EMBEDDINGS=0) and
-HOTLINE_SCHEDULER=1 in the first process only. Everything - PostgreSQL, nginx, the processes
+The service processes use the test suite's models (the n-gram NLU, HOTLINE_EMBEDDINGS=0), or
+with --embeddings the service's default (e5 sentence embeddings as int8 ONNX beside the
+n-grams), and HOTLINE_SCHEDULER=1 in the first process only. Everything - PostgreSQL, nginx, the processes
 and this load generator - shares the machine's cores; the load average before and after is in
-the results, since the machine may be shared. Writes bench/results/deploy.json.
+the results, since the machine may be shared. Writes bench/results/deploy.json
+(bench/results/deploy-e5.json with --embeddings: the service's default NLU).
 """
 
 from __future__ import annotations
@@ -52,7 +54,7 @@ from tests.support.pg_cluster import (  # noqa: E402
     wait_streaming,
 )
 from tests.support.processes import free_port  # noqa: E402
-from tests.support.serve_process import serve_env, serving  # noqa: E402
+from tests.support.serve_process import default_nlu_env, serve_env, serving  # noqa: E402
 
 RESULTS = ROOT / "bench" / "results" / "deploy.json"
 COMPLAINTS = [
@@ -188,10 +190,15 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--seconds", type=float, default=40)
     parser.add_argument("--citizens", type=int, default=16)
+    parser.add_argument(
+        "--embeddings",
+        action="store_true",
+        help="the service's default NLU (e5 sentence embeddings, int8 ONNX) instead of the "
+        "test suite's n-gram model; its NLU model is trained once into --nlu-dir",
+    )
+    parser.add_argument("--nlu-dir", type=Path, default=Path("/tmp/hotline-bench-nlu-e5"))
     args = parser.parse_args()
-    if not shutil.which("nginx") and not os.access("/usr/sbin/nginx", os.X_OK):
-        raise SystemExit("nginx is not installed: apt-get install nginx (.ci/install does)")
-
+    extra = default_nlu_env(args.nlu_dir) if args.embeddings else {}
     load_start = os.getloadavg()
     work = Path(tempfile.mkdtemp(prefix="hl-bench-deploy-", dir="/tmp"))
     work.chmod(0o755)
@@ -204,7 +211,7 @@ def main() -> None:
             replica = make_replica(primary, work / "pg", free_port())
             stack.callback(remove, replica)
             wait_streaming(primary)
-            both = {"DATABASE_REPLICA_URL": replica.url("hotline")}
+            both = {"DATABASE_REPLICA_URL": replica.url("hotline"), **extra}
             dsn = primary.url("hotline")
             a = stack.enter_context(serving(serve_env(dsn, work / "a", **both)))
             for label, upstreams in (("one_process", [a]), ("two_processes", None)):
@@ -240,7 +247,12 @@ def main() -> None:
         },
         "setup": "nginx -> hotline serve x1 / x2 (HTTP keep-alive, least_conn) -> PostgreSQL "
         "primary (unix socket) with one streaming replica; web chat HTTP API, 3 messages "
-        "per order; n-gram NLU (the test suite's model)",
+        "per order; "
+        + (
+            "the default NLU (e5 embeddings, int8 ONNX)"
+            if args.embeddings
+            else "n-gram NLU (the test suite's model)"
+        ),
         **results,
         "two_over_one": round(two["messages_per_s"] / one["messages_per_s"], 2)
         if one["messages_per_s"]
@@ -249,9 +261,12 @@ def main() -> None:
             two["orders_per_s"] * 86400 / (os.cpu_count() or 1)
         ),
     }
+    results_file = RESULTS.with_name("deploy-e5.json") if args.embeddings else RESULTS
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(json.dumps(report, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
-    print(f"written to {RESULTS.relative_to(ROOT)}")
+    results_file.write_text(
+        json.dumps(report, ensure_ascii=False, indent=2) + "\n", encoding="utf-8"
+    )
+    print(f"written to {results_file.relative_to(ROOT)}")
 
 
 if __name__ == "__main__":

@@ -69,3 +69,19 @@ def serving(env: dict[str, str], deadline_s: float = 300) -> Iterator[str]:
             yield url
         finally:
             stop_process(proc, grace=20)
+
+
+def default_nlu_env(nlu_dir: Path) -> dict[str, str]:
+    """Environment for `hotline serve` with the service's default NLU (e5 sentence embeddings
+    as int8 ONNX beside the n-grams) instead of the test suite's n-gram model, for the
+    benchmarks. Its NLU model is trained here, once, into `nlu_dir` (never into the shared
+    test cache), so that no service process trains at start."""
+    from services.config import Settings
+    from services.nlu_loading import load_builtin
+
+    load_builtin(
+        Settings(
+            nlu_model_dir=nlu_dir, embedding_model_dir=EMBEDDING_MODEL_DIR, use_embeddings=True
+        )
+    )
+    return {"HOTLINE_EMBEDDINGS": "1", "HOTLINE_NLU_MODEL_DIR": str(nlu_dir)}
