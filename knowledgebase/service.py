@@ -9,10 +9,12 @@ phrasings without a vector of the current model are encoded on refresh.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gc
 import json
 import logging
 import uuid
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from pathlib import Path
@@ -405,12 +407,13 @@ class KnowledgeBase:
         unit: str | None = None,
         limit: int = 20,
         offset: int = 0,
+        conn: asyncpg.Connection | None = None,
     ) -> tuple[list[tuple[FaqEntry, EntryMeta, float | None]], int]:
         """The editors' search over every entry. With a text: the hybrid ranking (so "医保卡
         掉了" finds "医保卡丢了怎么办"), then literal substring matches it missed; without one,
-        the latest changes first."""
+        the latest changes first. `conn`: read there (a replica) instead of the pool."""
         if not text or not text.strip():
-            async with self.pool.acquire() as conn:
+            async with self._connection(conn) as conn:
                 found, total = await store.list_entries(
                     conn, status=status, unit=unit, limit=limit, offset=offset
                 )
@@ -425,7 +428,7 @@ class KnowledgeBase:
         )
         ranked = await asyncio.to_thread(index.search, text, None, offset + limit, allowed=allowed)
         scores = {c.entry.id: c.score for c in ranked.candidates}
-        async with self.pool.acquire() as conn:
+        async with self._connection(conn) as conn:
             literal, _ = await store.list_entries(
                 conn, status=status, unit=unit, text=text.strip(), limit=offset + limit
             )
@@ -435,6 +438,17 @@ class KnowledgeBase:
         by_id = {e.id: (e, m) for e, m in found}
         rows = [(*by_id[i], scores.get(i)) for i in page if i in by_id]
         return rows, len(ids)
+
+    @contextlib.asynccontextmanager
+    async def _connection(
+        self, given: asyncpg.Connection | None
+    ) -> AsyncIterator[asyncpg.Connection]:
+        """`given` (a caller's connection, e.g. on a replica), else one from the pool."""
+        if given is not None:
+            yield given
+            return
+        async with self.pool.acquire() as conn:
+            yield conn
 
     async def feedback_stats(
         self, since: datetime | None, *, min_ratings: int = 3, flag_share: float = 0.25
@@ -496,8 +510,14 @@ class KnowledgeBase:
         report.committed = True
         return report
 
-    async def export(self, kind: bulk.Kind, fmt: str, status: str | None = None) -> bytes:
-        async with self.pool.acquire() as conn:
+    async def export(
+        self,
+        kind: bulk.Kind,
+        fmt: str,
+        status: str | None = None,
+        conn: asyncpg.Connection | None = None,
+    ) -> bytes:
+        async with self._connection(conn) as conn:
             if kind == "entries":
                 items: list[Any] = await store.all_entries(conn)
                 if status:

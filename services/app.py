@@ -23,6 +23,7 @@ from services.api import auth as auth_api
 from services.api import dispatch as dispatch_api
 from services.api import figures as figures_api
 from services.api import kb as kb_api
+from services.api import reads
 from services.api import suggestion as suggestion_api
 from services.config import Settings
 from services.context import CONTEXT, Context
@@ -37,6 +38,7 @@ from services.outbound.outbox import build_outbox
 from services.revisits.service import RevisitService
 from services.staff import accounts
 from services.storage import db
+from services.storage.replica import Reader
 
 log = logging.getLogger(__name__)
 
@@ -90,6 +92,11 @@ async def build_context(
         kb_choice_floor=settings.kb_choice_floor,
     )
     encoder = kb.encoder
+    replica = (
+        await db.connect_replica(settings.database_replica_url)
+        if settings.database_replica_url
+        else None
+    )
     return Context(
         settings,
         clock,
@@ -107,6 +114,7 @@ async def build_context(
         indexer=None
         if encoder is None
         else OrderIndexer(pool, getattr(encoder, "embedder", encoder), clock),
+        reader=Reader(pool, replica, max_lag_seconds=settings.replica_max_lag_seconds),
     )
 
 
@@ -180,9 +188,12 @@ def create_app(
         if ctx.outbox is not None:  # its background sends, then every sender
             await ctx.outbox.aclose()
         if context is None:
+            if ctx.reader is not None and ctx.reader.replica is not None:
+                await ctx.reader.replica.close()
             await ctx.pool.close()
 
     app.cleanup_ctx.append(lifecycle)
+    app.on_response_prepare.append(reads.read_headers)
     for routes in (
         web_channel,
         kb_api,
@@ -205,4 +216,7 @@ async def health(request: web.Request) -> web.Response:
     ctx = request.app[CONTEXT]
     async with ctx.pool.acquire() as conn:
         await conn.fetchval("SELECT 1")
-    return web.json_response({"ok": True, "units": len(ctx.units), "kb_entries": len(ctx.kb.index)})
+    body = {"ok": True, "units": len(ctx.units), "kb_entries": len(ctx.kb.index)}
+    if ctx.reader is not None:  # where reads go now, and why (services/storage/replica.py)
+        body["replica"] = ctx.reader.health(await ctx.reader.check())
+    return web.json_response(body)

@@ -32,6 +32,8 @@ class Settings:
     """
 
     database_url: str | None = None
+    database_replica_url: str | None = None
+    replica_max_lag_seconds: float = 5.0
     data_dir: Path = field(default_factory=lambda: Path.home() / ".hotline")
     units_file: Path = DEFAULT_UNITS_FILE
     host: str = "127.0.0.1"
@@ -290,6 +292,13 @@ SETTINGS: tuple[Setting, ...] = (
     # -- the process, its storage and its HTTP limits
     S("DATABASE_URL", "database_url", _text, "PostgreSQL URL; unset: an embedded cluster in "
       "the data directory", secret=True),
+    S("DATABASE_REPLICA_URL", "database_replica_url", _text, "a streaming replica of "
+      "DATABASE_URL: figures, the public page, exports and search read from it while it is "
+      "within HOTLINE_REPLICA_MAX_LAG_SECONDS; unset: everything reads the primary",
+      secret=True),
+    S("HOTLINE_REPLICA_MAX_LAG_SECONDS", "replica_max_lag_seconds", _float,
+      "a replica further behind the primary than this is bypassed (reads go to the primary, "
+      "and /healthz and the X-Hotline-Read-From header say so)", low=0),
     S("HOTLINE_DATA_DIR", "data_dir", _path, "where the service writes by itself: the embedded "
       "PostgreSQL cluster, trained NLU models, the rebuilt embedding model"),
     S("HOTLINE_UNITS_FILE", "units_file", _path, "the handling units (YAML)"),

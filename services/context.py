@@ -21,6 +21,7 @@ from services.desk import Desk
 from services.jobs.scheduler import Handler
 from services.outbound.outbox import Outbox
 from services.revisits.service import RevisitService
+from services.storage.replica import Reader
 
 
 @dataclass
@@ -43,6 +44,9 @@ class Context:
     agents: AgentActions | None = None
     # resolved orders embedded for the agents' similar-case search (None: no sentence model)
     indexer: OrderIndexer | None = None
+    # figures, the public page, exports and search: the replica when it is current enough
+    # (services/storage/replica.py); None: they read `pool`
+    reader: Reader | None = None
 
     def job_handlers(self) -> dict[str, Handler]:
         """Every kind of scheduler job this process can run."""

@@ -107,6 +107,12 @@ def pytest_terminal_summary(terminalreporter) -> None:
             "!", f"{len(skipped)} RASA TESTS SKIPPED", yellow=True, bold=True
         )
         terminalreporter.write_line(str(reason), yellow=True, bold=True)
+    # the deployment test skips only when nginx could not be installed: said as loudly
+    deploy = [r for r in terminalreporter.stats.get("skipped", []) if "deploy" in r.keywords]
+    if deploy:
+        terminalreporter.write_sep(
+            "!", f"{len(deploy)} DEPLOYMENT TESTS SKIPPED (no nginx)", yellow=True, bold=True
+        )
     figures = terminalreporter.config.stash.get(RASA_FIGURES, None)
     if figures:
         terminalreporter.write_line(f"rasa: {figures}")

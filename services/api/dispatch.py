@@ -26,11 +26,13 @@ from __future__ import annotations
 from datetime import date, datetime, time, timedelta
 from typing import Any
 
+import asyncpg
 from aiohttp import web
 
 from services.api import unit as unit_api
 from services.api.auth import current_user, require_role
 from services.api.order_views import order_detail, order_json
+from services.api.reads import replica_read
 from services.context import Context, context_of
 from services.core.unit_directory import set_contact_phone
 from services.deadlines import workdays
@@ -228,9 +230,15 @@ def _rate(done: int, counted: int) -> float | None:
 async def unit_performance(request: web.Request) -> web.Response:
     ctx = context_of(request)
     start, end = _period(request, ctx)
-    async with ctx.pool.acquire() as conn:
-        rows = await performance.by_unit(conn, start, end, ctx.clock.now())
-        reds = await performance.red_lights(conn, start, end)
+    now = ctx.clock.now()
+
+    async def read(conn: asyncpg.Connection) -> tuple[list, list]:
+        return (
+            await performance.by_unit(conn, start, end, now),
+            await performance.red_lights(conn, start, end),
+        )
+
+    rows, reds = await replica_read(request, read)  # the replica when it is current
     red_by_unit: dict[str, dict[str, int]] = {}
     for r in reds:
         red_by_unit.setdefault(r["unit"], {})[r["point"]] = r["n"]

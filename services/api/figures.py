@@ -6,7 +6,8 @@ GET /api/public/figures.csv?...        the same rows as CSV (UTF-8 with BOM, for
 GET /api/public/hot-topics?from=&to=   the most reported topics by area and week
 GET /performance                       the page (services/api/static/performance.html)
 
-`to` is inclusive; without dates the last 30 days up to today.
+`to` is inclusive; without dates the last 30 days up to today. Read from the replica when
+one is configured and current (services/api/reads.py: X-Hotline-Read-From says which).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from typing import Any
 from aiohttp import web
 
 from nlu.types import REQUEST_TYPE_LABELS
+from services.api.reads import replica_read
 from services.context import Context, context_of
 from services.core.clock import CHINA_TZ
 from services.core.errors import json_exception
@@ -114,8 +116,8 @@ async def _rows(request: web.Request) -> tuple[str, date, date, list[dict[str, A
     if by not in figures.GROUPS:
         raise json_exception(400, "bad_by", f"by must be one of {', '.join(figures.GROUPS)}")
     first, last, start, end = _period(request, ctx)
-    async with ctx.pool.acquire() as conn:
-        records = await figures.figures(conn, by, start, end, ctx.clock.now())
+    now = ctx.clock.now()
+    records = await replica_read(request, lambda conn: figures.figures(conn, by, start, end, now))
     return by, first, last, [figure_row(ctx, by, r) for r in records]
 
 
@@ -143,8 +145,7 @@ async def figures_csv(request: web.Request) -> web.Response:
 async def hot_topics(request: web.Request) -> web.Response:
     ctx = context_of(request)
     first, last, start, end = _period(request, ctx)
-    async with ctx.pool.acquire() as conn:
-        rows = await figures.hot_topics(conn, start, end)
+    rows = await replica_read(request, lambda conn: figures.hot_topics(conn, start, end))
     topics = [
         {**dict(r), "label": ctx.units.name(r["topic"]) if r["topic"] in ctx.units else r["topic"]}
         for r in rows

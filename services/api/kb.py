@@ -33,6 +33,7 @@ from knowledgebase.models import FaqEntry
 from knowledgebase.service import EntryNotFound
 from knowledgebase.store import EntryMeta
 from services.api.auth import current_user, require_role
+from services.api.reads import replica_read
 from services.context import context_of
 from services.core.errors import json_exception
 from services.http.requests import read_json
@@ -125,12 +126,12 @@ async def list_entries(request: web.Request, actor: str) -> web.Response:
     status = request.query.get("status") or None
     if status and status not in ("draft", "published", "retired"):
         raise json_exception(400, "bad_parameter", "status must be draft, published or retired")
-    rows, total = await kb.search(
-        request.query.get("q"),
-        status=status,
-        unit=request.query.get("unit") or None,
-        limit=_int_param(request, "limit", 20, 1, 200),
-        offset=_int_param(request, "offset", 0, 0, 1_000_000),
+    q, unit = request.query.get("q"), request.query.get("unit") or None
+    limit = _int_param(request, "limit", 20, 1, 200)
+    offset = _int_param(request, "offset", 0, 0, 1_000_000)
+    rows, total = await replica_read(
+        request,
+        lambda conn: kb.search(q, status=status, unit=unit, limit=limit, offset=offset, conn=conn),
     )
     return web.json_response({"total": total, "entries": [entry_json(e, m, s) for e, m, s in rows]})
 
@@ -266,7 +267,8 @@ async def export_file(request: web.Request, actor: str) -> web.Response:
         raise json_exception(400, "bad_parameter", "kind must be entries or providers")
     if fmt not in bulk.FORMATS:
         raise json_exception(400, "bad_parameter", "format must be jsonl, csv or xlsx")
-    data = await context_of(request).kb.export(kind, fmt, request.query.get("status") or None)
+    kb, status = context_of(request).kb, request.query.get("status") or None
+    data = await replica_read(request, lambda conn: kb.export(kind, fmt, status, conn=conn))
     return web.Response(
         body=data,
         headers={

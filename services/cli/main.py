@@ -11,6 +11,7 @@ import asyncpg
 from aiohttp import web
 
 from services.cli import config as cli_config
+from services.cli import deploy as cli_deploy
 from services.cli import kb as cli_kb
 from services.cli import nlu as cli_nlu
 from services.cli import staff as cli_dispatch
@@ -56,6 +57,7 @@ def build_parser() -> argparse.ArgumentParser:
     cli_dispatch.register(sub)
     cli_kb.register(sub)
     cli_config.register(sub)
+    cli_deploy.register(sub)
     return parser
 
 

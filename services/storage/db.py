@@ -106,3 +106,12 @@ async def resolve_dsn(database_url: str | None, pgdata: Path) -> str:
     if database_url:
         return database_url
     return await asyncio.to_thread(start_embedded_postgres, pgdata)
+
+
+async def connect_replica(dsn: str, *, max_size: int = 10) -> asyncpg.Pool:
+    """A pool on a read-only streaming replica: no migrations (the primary's arrive by WAL),
+    no connection opened up front, so a replica that is down does not stop the service from
+    starting (services/storage/replica.py reports it and reads go to the primary)."""
+    return await asyncpg.create_pool(
+        dsn, min_size=0, max_size=max_size, init=_init_connection, timeout=3
+    )

@@ -17,7 +17,7 @@ from tests.support.service import EMBEDDING_MODEL_DIR, NLU_MODEL_DIR
 
 
 def serve_env(database_url: str, data_dir: Path, **extra: str) -> dict[str, str]:
-    return dict(
+    env = dict(
         os.environ,
         DATABASE_URL=database_url,
         HOTLINE_DATA_DIR=str(data_dir),
@@ -25,8 +25,9 @@ def serve_env(database_url: str, data_dir: Path, **extra: str) -> dict[str, str]
         # the session's n-gram model: an embedding model here would retrain the shared cache
         HOTLINE_EMBEDDINGS="0",
         HOTLINE_EMBEDDING_MODEL_DIR=str(EMBEDDING_MODEL_DIR),
-        **extra,
     )
+    env.update(extra)  # may replace the above (the benchmarks' own NLU: default_nlu_env)
+    return env
 
 
 @contextmanager
@@ -69,3 +70,19 @@ def serving(env: dict[str, str], deadline_s: float = 300) -> Iterator[str]:
             yield url
         finally:
             stop_process(proc, grace=20)
+
+
+def default_nlu_env(nlu_dir: Path) -> dict[str, str]:
+    """Environment for `hotline serve` with the service's default NLU (e5 sentence embeddings
+    as int8 ONNX beside the n-grams) instead of the test suite's n-gram model, for the
+    benchmarks. Its NLU model is trained here, once, into `nlu_dir` (never into the shared
+    test cache), so that no service process trains at start."""
+    from services.config import Settings
+    from services.nlu_loading import load_builtin
+
+    load_builtin(
+        Settings(
+            nlu_model_dir=nlu_dir, embedding_model_dir=EMBEDDING_MODEL_DIR, use_embeddings=True
+        )
+    )
+    return {"HOTLINE_EMBEDDINGS": "1", "HOTLINE_NLU_MODEL_DIR": str(nlu_dir)}
