@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import argparse
-import logging
 import sys
 
 import asyncpg
@@ -15,7 +14,9 @@ from services.cli import kb as cli_kb
 from services.cli import nlu as cli_nlu
 from services.cli import staff as cli_dispatch
 from services.cli.common import CliError, settings_from_env
+from services.core import logs
 from services.core.unit_directory import UnitDirectoryError
+from services.http.observe import AccessLogger
 
 __all__ = ["CliError", "main"]
 
@@ -27,15 +28,19 @@ def cmd_serve(args: argparse.Namespace) -> int:
     settings = base.with_overrides(
         host=args.host or base.host, port=base.port if args.port is None else args.port
     )
-    logging.basicConfig(
-        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+    logs.configure(settings.log_format)
     print(
         f"12345 hotline: starting on http://{settings.host}:{settings.port}/ (data in {settings.data_dir})",
         flush=True,
     )
     try:
-        web.run_app(create_app(settings), host=settings.host, port=settings.port, print=None)
+        web.run_app(
+            create_app(settings),
+            host=settings.host,
+            port=settings.port,
+            print=None,
+            access_log_class=AccessLogger,  # its lines carry the request id too
+        )
     except (UnitDirectoryError, OSError, asyncpg.PostgresError) as exc:
         raise CliError(f"cannot start: {exc}") from exc
     return 0
