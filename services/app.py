@@ -11,7 +11,7 @@ from typing import Any
 
 from aiohttp import web
 
-from channels import twilio_revisit, twilio_sms, twilio_voice, wechat
+from channels import open311, twilio_revisit, twilio_sms, twilio_voice, wechat
 from channels import web as web_channel
 from knowledgebase.service import KnowledgeBase
 from nlu.types import Engine
@@ -199,6 +199,7 @@ def create_app(
         twilio_sms,
         twilio_revisit,
         wechat,
+        open311,
         auth_api,
         dispatch_api,
         suggestion_api,

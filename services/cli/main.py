@@ -9,6 +9,7 @@ import sys
 import asyncpg
 from aiohttp import web
 
+from services.cli import apikeys as cli_apikeys
 from services.cli import config as cli_config
 from services.cli import kb as cli_kb
 from services.cli import nlu as cli_nlu
@@ -61,6 +62,7 @@ def build_parser() -> argparse.ArgumentParser:
     cli_dispatch.register(sub)
     cli_kb.register(sub)
     cli_config.register(sub)
+    cli_apikeys.register(sub)
     return parser
 
 
