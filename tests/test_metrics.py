@@ -3,6 +3,7 @@ the scrape is read with Prometheus's own text parser."""
 
 from __future__ import annotations
 
+import asyncio
 import io
 import json
 import logging
@@ -236,3 +237,27 @@ def test_access_log_lines_carry_the_request_id_of_their_response():
     line = json.loads(stream.getvalue())
     assert line["request_id"] == "abc-123"
     assert '"GET /open311/v2/services.json?x=1" 200 12.3 ms' in line["message"]
+
+
+async def test_websockets_are_gauged_and_routes_labelled_by_their_pattern(service):
+    async with aiohttp.ClientSession() as http:
+        async with http.ws_connect(f"{service.url}/api/chat/ws") as ws:
+            await ws.send_json({"type": "subscribe", "session_id": "s-ws-metrics"})
+            samples = await scrape(service.url)
+            assert value(samples, "hotline_websocket_connections", route="/api/chat/ws") == 1
+        for _ in range(50):  # the handler ends just after the socket closes
+            samples = await scrape(service.url)
+            if value(samples, "hotline_websocket_connections", route="/api/chat/ws") == 0:
+                break
+            await asyncio.sleep(0.05)
+        assert value(samples, "hotline_websocket_connections", route="/api/chat/ws") == 0
+        for number in ("20990101-0001", "20990101-0002"):
+            async with http.get(f"{service.url}/open311/v2/requests/{number}.json") as resp:
+                assert resp.status == 404
+        async with http.get(f"{service.url}/no/such/page") as resp:
+            assert resp.status == 404
+    samples = await scrape(service.url)
+    open311 = {"route": "/open311/v2/requests/{id}.{format}", "method": "GET"}
+    assert value(samples, "hotline_http_requests_total", status="404", **open311) == 2
+    unmatched = {"route": "unmatched", "method": "GET", "status": "404"}
+    assert value(samples, "hotline_http_requests_total", **unmatched) >= 1
