@@ -49,8 +49,9 @@ KB_OUTCOMES = Counter(
 ORDERS_FILED = Counter("hotline_orders_filed", "work orders filed, by channel", ["channel"])
 ORDERS_DISPATCHED = Counter(
     "hotline_orders_intake",
-    "work orders on arrival, by what dispatch did: nlu, precedent (dispatched at once) or "
-    "queue (left for the dispatch desk)",
+    "work orders on arrival, by what dispatch did: nlu (dispatched to the confident "
+    "suggestion: the NLU's, or the unit an agent or an Open311 category named), precedent "
+    "(to the unit an arbitration precedent names) or queue (left for the dispatch desk)",
     ["decision"],
 )
 DISPATCH_QUEUE = Gauge(
