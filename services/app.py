@@ -11,7 +11,7 @@ from typing import Any
 
 from aiohttp import web
 
-from channels import twilio_revisit, twilio_sms, twilio_voice, wechat
+from channels import open311, twilio_revisit, twilio_sms, twilio_voice, wechat
 from channels import web as web_channel
 from knowledgebase.service import KnowledgeBase
 from nlu.types import Engine
@@ -24,14 +24,17 @@ from services.api import dispatch as dispatch_api
 from services.api import figures as figures_api
 from services.api import kb as kb_api
 from services.api import reads
+from services.api import metrics as metrics_api
 from services.api import suggestion as suggestion_api
 from services.config import Settings
 from services.context import CONTEXT, Context
 from services.conversation.service import ConversationService
 from services.core.clock import Clock, SystemClock
+from services.core.metrics import TimedEngine
 from services.core.unit_directory import load_units, sync_units
 from services.desk import build_desk
 from services.http.errors import json_errors
+from services.http.observe import http_metrics, request_ids
 from services.jobs.scheduler import Scheduler
 from services.nlu_loading import load_builtin, load_embedder_from_settings
 from services.outbound.outbox import build_outbox
@@ -59,6 +62,7 @@ async def build_context(
         await sync_units(pool, units)
         if nlu is None:
             nlu = await asyncio.to_thread(load_builtin, settings)
+        nlu = TimedEngine(nlu)  # every parse timed for /metrics
         if embedder is None:
             embedder = await asyncio.to_thread(_shared_embedder, settings, nlu)
         kb = KnowledgeBase(pool, settings.kb_answer_threshold, embedder)
@@ -178,7 +182,12 @@ async def _running(
 def create_app(
     settings: Settings, clock: Clock | None = None, context: Context | None = None
 ) -> web.Application:
-    app = web.Application(client_max_size=settings.max_body_bytes, middlewares=[json_errors])
+    app = web.Application(
+        client_max_size=settings.max_body_bytes,
+        # outermost first: the request id is set before anything logs, and the metrics see
+        # the status the error middleware answered with
+        middlewares=[request_ids, http_metrics, json_errors],
+    )
 
     async def lifecycle(app: web.Application):  # noqa: ANN202 - aiohttp cleanup context
         ctx = context or await build_context(settings, clock)
@@ -201,11 +210,13 @@ def create_app(
         twilio_sms,
         twilio_revisit,
         wechat,
+        open311,
         auth_api,
         dispatch_api,
         suggestion_api,
         figures_api,
         agent_api,
+        metrics_api,
     ):
         routes.add_routes(app)
     app.router.add_get("/healthz", health)

@@ -9,6 +9,7 @@ table; checks between settings come after it in `_check_together`. A bad value i
 
 from __future__ import annotations
 
+import ipaddress
 import math
 import os
 import re
@@ -93,6 +94,12 @@ class Settings:
     revisit_retry_minutes: float = 30.0
     revisit_delay_minutes: float = 0.0
     revisit_reply_hours: float = 48.0
+    log_format: str = "text"
+    metrics_allow: tuple[str, ...] = ()
+    metrics_token: str | None = None
+    trusted_proxies: tuple[str, ...] = ("127.0.0.0/8", "::1/128")
+    open311_type: str = "realtime"
+    open311_contact: str = "12345 市民服务热线"
 
     @property
     def wechat_effective_mode(self) -> str:
@@ -189,6 +196,8 @@ class Setting:
             return "{}-{}".format(*value)
         if self.parse is _dial:
             return ",".join(f"{number}={target}" for number, target in value)
+        if self.parse is _networks:
+            return ",".join(value)
         return str(value)
 
     def shown(self, value: object) -> str | None:
@@ -218,6 +227,8 @@ def mask_url(url: str) -> str:
 def _text(s: Setting, raw: str) -> str:
     if s.low is not None and s.low == s.high and len(raw) != s.low:
         raise s.refuse(raw, f"exactly {s.low:g} characters")
+    if s.low is not None and len(raw) < s.low:
+        raise s.refuse(raw, f"at least {s.low:g} characters")
     return raw
 
 
@@ -283,6 +294,20 @@ def _dial(s: Setting, raw: str) -> tuple[tuple[str, str], ...]:
     if not pairs or any(len(p) != 2 or not p[0].strip() or not p[1].strip() for p in pairs):
         raise s.refuse(raw, "NUMBER=DIAL pairs like 110=110,119=119,120=120")
     return tuple((number.strip(), target.strip()) for number, target in pairs)
+
+
+def _networks(s: Setting, raw: str) -> tuple[str, ...]:
+    found = []
+    for piece in (p.strip() for p in raw.split(",")):
+        if not piece:
+            continue
+        try:
+            found.append(str(ipaddress.ip_network(piece, strict=False)))
+        except ValueError:
+            raise s.refuse(
+                raw, "comma-separated IP addresses or networks like 10.0.0.5,192.168.1.0/24"
+            ) from None
+    return tuple(found)
 
 
 S = Setting
@@ -416,6 +441,23 @@ SETTINGS: tuple[Setting, ...] = (
       "minutes after resolution before the revisit starts", low=0),
     S("HOTLINE_REVISIT_REPLY_HOURS", "revisit_reply_hours", _float,
       "hours to wait for the citizen's answer to a revisit", low=0, above=True),
+    # -- operations: logs and metrics (docs/operations.md)
+    S("HOTLINE_LOG_FORMAT", "log_format", _choice,
+      "text, or json for one JSON object a line (each with the request id)",
+      choices=("text", "json")),
+    S("HOTLINE_METRICS_ALLOW", "metrics_allow", _networks,
+      "addresses or networks besides loopback that may read /metrics, comma-separated"),
+    S("HOTLINE_METRICS_TOKEN", "metrics_token", _text,
+      "a bearer token that opens /metrics from anywhere (at least 16 characters)", low=16,
+      secret=True),
+    S("HOTLINE_TRUSTED_PROXIES", "trusted_proxies", _networks,
+      "proxies (nginx) whose X-Forwarded-For names the client, comma-separated"),
+    # -- Open311 GeoReport v2 (channels/open311.py, docs/open311.md)
+    S("HOTLINE_OPEN311_TYPE", "open311_type", _choice,
+      "realtime: a POST answers with the request number; batch: with a token that "
+      "tokens/{token} turns into it", choices=("realtime", "batch")),
+    S("HOTLINE_OPEN311_CONTACT", "open311_contact", _text,
+      "who API users contact, as the discovery document says"),
 )
 # fmt: on
 del S

@@ -61,4 +61,5 @@ CONTEXT = web.AppKey("context", Context)
 
 
 def context_of(request: web.Request) -> Context:
-    return request.app[CONTEXT]
+    # config_dict: a sub-application's handlers (channels/open311.py) see the main app's too
+    return request.config_dict[CONTEXT]

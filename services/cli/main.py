@@ -4,19 +4,21 @@
 from __future__ import annotations
 
 import argparse
-import logging
 import sys
 
 import asyncpg
 from aiohttp import web
 
+from services.cli import apikeys as cli_apikeys
 from services.cli import config as cli_config
 from services.cli import deploy as cli_deploy
 from services.cli import kb as cli_kb
 from services.cli import nlu as cli_nlu
 from services.cli import staff as cli_dispatch
 from services.cli.common import CliError, settings_from_env
+from services.core import logs
 from services.core.unit_directory import UnitDirectoryError
+from services.http.observe import AccessLogger
 
 __all__ = ["CliError", "main"]
 
@@ -28,15 +30,19 @@ def cmd_serve(args: argparse.Namespace) -> int:
     settings = base.with_overrides(
         host=args.host or base.host, port=base.port if args.port is None else args.port
     )
-    logging.basicConfig(
-        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+    logs.configure(settings.log_format)
     print(
         f"12345 hotline: starting on http://{settings.host}:{settings.port}/ (data in {settings.data_dir})",
         flush=True,
     )
     try:
-        web.run_app(create_app(settings), host=settings.host, port=settings.port, print=None)
+        web.run_app(
+            create_app(settings),
+            host=settings.host,
+            port=settings.port,
+            print=None,
+            access_log_class=AccessLogger,  # its lines carry the request id too
+        )
     except (UnitDirectoryError, OSError, asyncpg.PostgresError) as exc:
         raise CliError(f"cannot start: {exc}") from exc
     return 0
@@ -58,6 +64,7 @@ def build_parser() -> argparse.ArgumentParser:
     cli_kb.register(sub)
     cli_config.register(sub)
     cli_deploy.register(sub)
+    cli_apikeys.register(sub)
     return parser
 
 

@@ -15,7 +15,6 @@ import argparse
 import asyncio
 import contextlib
 import getpass
-import logging
 import signal
 import sys
 from collections.abc import AsyncIterator
@@ -26,6 +25,7 @@ import asyncpg
 
 from services.cli.common import CliError, emit, settings_from_env
 from services.config import Settings
+from services.core import logs
 from services.core.unit_directory import UnitDirectoryError, load_units, sync_units
 from services.staff import accounts
 from services.storage import db
@@ -178,9 +178,7 @@ async def _scheduler(args: argparse.Namespace) -> dict:
 
 
 def cmd_scheduler(args: argparse.Namespace) -> int:
-    logging.basicConfig(
-        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+    logs.configure(settings_from_env().log_format)
     emit(asyncio.run(_scheduler(args)), args.json)
     return 0
 

@@ -43,6 +43,7 @@ from knowledgebase.service import KnowledgeBase
 from nlu.rules import short_reply_intent
 from nlu.types import REQUEST_TYPES, Engine, ParseResult
 from services.conversation import replies
+from services.core import metrics
 from services.core.clock import Clock
 from services.core.errors import ServiceError
 from services.core.unit_directory import UnitDirectory
@@ -359,7 +360,8 @@ class _Dialogue:
     async def answer_from_kb(self, parse: ParseResult) -> bool:
         now = self.s.clock.now()
         # encoding the question is CPU work: keep it off the event loop
-        result = await asyncio.to_thread(self.s.kb.ask, parse.text, now.date())
+        with metrics.timed(metrics.KB_ANSWER):
+            result = await asyncio.to_thread(self.s.kb.ask, parse.text, now.date())
         hit = result.answer
         if hit is None:
             # a gap in the base: editors see it; the request goes on as a work order
@@ -377,9 +379,12 @@ class _Dialogue:
                 self.d["kb_choices"] = [c.entry.id for c in result.candidates[:3]]
                 self.d["kb_question"] = parse.text
                 self.say(replies.kb_choices([c.entry.question for c in result.candidates[:3]]))
+                metrics.KB_OUTCOMES.labels(outcome="choices").inc()
                 return True
+            metrics.KB_OUTCOMES.labels(outcome="abstained").inc()
             return False
         await self.give_answer(hit.entry, parse.text, result.confidence)
+        metrics.KB_OUTCOMES.labels(outcome="answered").inc()
         return True
 
     async def give_answer(self, entry: FaqEntry, question: str, confidence: float | None) -> None:

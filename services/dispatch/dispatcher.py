@@ -28,6 +28,7 @@ from typing import Any
 
 import asyncpg
 
+from services.core import metrics
 from services.core.errors import ServiceError
 from services.core.textsim import Profile
 from services.core.unit_directory import UnitDirectory
@@ -271,6 +272,8 @@ class Dispatcher:
                     "assists": decision.assists,
                 },
             )
+        metrics.ORDERS_FILED.labels(channel=order["channel"]).inc()
+        metrics.ORDERS_DISPATCHED.labels(decision=decision.reason).inc()
         return IntakeResult(decision, repeat)
 
     # -- the dispatch desk -----------------------------------------------------------------

@@ -38,7 +38,7 @@ from typing import NamedTuple
 import asyncpg
 
 from services.config import Settings
-from services.core import phone_numbers
+from services.core import metrics, phone_numbers
 from services.core.clock import Clock
 from services.jobs.scheduler import Job, Later
 from services.outbound.senders import InvalidRecipient, Sender, Sent
@@ -273,6 +273,9 @@ class Outbox:
             sent = await send(to, row.body)
             if sent.passing and way.retries:
                 retry_at = self.clock.now() + RETRY_FIRST
+            if sent.status not in ("sent", "opted_out"):
+                kind = "passing" if retry_at else "final"
+                metrics.OUTBOUND_FAILURES.labels(channel=way.name, kind=kind).inc()
             async with self.pool.acquire() as conn, conn.transaction():
                 if sent.status == "opted_out" and way.consent:
                     keyword = way.consent_keyword or way.name
@@ -335,9 +338,11 @@ class Outbox:
         async with self.pool.acquire() as conn, conn.transaction():
             if not await outbound.lock_retry(conn, item.id):
                 return False  # another worker has it
+            retried = metrics.OUTBOUND_RETRIES
             if sender.consent and await outbound.is_opted_out(conn, item.recipient):
                 await outbound.set_status(conn, item.id, "opted_out", self.clock.now())
                 await outbound.give_up_rest(conn, item.id, self.clock.now())
+                retried.labels(channel=sender.name, outcome="opted_out").inc()
                 return False
             sent = await sender.send_part(item.recipient, item.body)
             at = self.clock.now()
@@ -345,7 +350,10 @@ class Outbox:
             if sent.passing and retries < RETRY_MAX and at - item.created_at < RETRY_FOR:
                 pause = min(RETRY_FIRST * 2**retries, RETRY_LONGEST)
                 await outbound.retry_later(conn, item.id, retries, at + pause, sent.error, at)
+                retried.labels(channel=sender.name, outcome="again").inc()
                 return False
+            outcome = "sent" if sent.status == "sent" else "gave_up"
+            retried.labels(channel=sender.name, outcome=outcome).inc()
             await outbound.retry_later(conn, item.id, retries, None, sent.error or "", at)
             await outbound.set_status(
                 conn,

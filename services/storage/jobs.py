@@ -159,3 +159,13 @@ async def summary(conn: asyncpg.Connection) -> dict[str, int]:
            FROM scheduler_jobs"""
     )
     return dict(row)
+
+
+async def due_summary(conn: asyncpg.Connection, now: datetime) -> tuple[int, datetime | None]:
+    """(how many jobs are due and not done, the oldest one's run_at) for the /metrics gauges."""
+    row = await conn.fetchrow(
+        """SELECT count(*) AS n, min(run_at) AS oldest FROM scheduler_jobs
+           WHERE done_at IS NULL AND failed_at IS NULL AND run_at <= $1""",
+        now,
+    )
+    return row["n"], row["oldest"]

@@ -231,3 +231,13 @@ async def of_order(conn: asyncpg.Connection, order_id: int) -> list[asyncpg.Reco
             WHERE l.work_order_id = $1 ORDER BY l.id""",
         order_id,
     )
+
+
+async def lit_by_point(conn: asyncpg.Connection) -> list[asyncpg.Record]:
+    """How many lights are lit now, by point and colour (the /metrics gauges)."""
+    return await conn.fetch(
+        f"""SELECT l.point, l.color, count(*) AS n
+            FROM supervision_lights l JOIN work_orders o ON o.id = l.work_order_id
+            WHERE {LIT}
+            GROUP BY l.point, l.color"""
+    )

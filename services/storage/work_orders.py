@@ -389,3 +389,13 @@ async def last_event_kind(conn: asyncpg.Connection, order_id: int) -> str | None
         "SELECT kind FROM work_order_events WHERE work_order_id = $1 ORDER BY id DESC LIMIT 1",
         order_id,
     )
+
+
+async def queue_lengths(conn: asyncpg.Connection) -> dict[str, int]:
+    """The orders waiting for the centre (each count matches a partial index of 005)."""
+    row = await conn.fetchrow(
+        """SELECT (SELECT count(*) FROM work_orders
+                   WHERE status IN ('awaiting_dispatch', 'returned')) AS dispatch,
+                  (SELECT count(*) FROM work_orders WHERE status = 'arbitration') AS arbitration"""
+    )
+    return {"dispatch": row["dispatch"], "arbitration": row["arbitration"]}
