@@ -30,7 +30,9 @@ from services.conversation.service import ConversationService
 from services.core.clock import Clock, SystemClock
 from services.core.unit_directory import load_units, sync_units
 from services.desk import build_desk
+from services.http import security
 from services.http.errors import json_errors
+from services.http.ratelimit import RATE_LIMITS, RateLimits, rate_limits
 from services.jobs.scheduler import Scheduler
 from services.nlu_loading import load_builtin, load_embedder_from_settings
 from services.outbound.outbox import build_outbox
@@ -170,7 +172,12 @@ async def _running(
 def create_app(
     settings: Settings, clock: Clock | None = None, context: Context | None = None
 ) -> web.Application:
-    app = web.Application(client_max_size=settings.max_body_bytes, middlewares=[json_errors])
+    # errors become JSON around everything; foreign origins and floods are refused first
+    app = web.Application(
+        client_max_size=settings.max_body_bytes,
+        middlewares=[json_errors, security.origin_guard, rate_limits],
+    )
+    app[RATE_LIMITS] = RateLimits(settings)
 
     async def lifecycle(app: web.Application):  # noqa: ANN202 - aiohttp cleanup context
         ctx = context or await build_context(settings, clock)
@@ -198,6 +205,7 @@ def create_app(
     ):
         routes.add_routes(app)
     app.router.add_get("/healthz", health)
+    security.install(app, settings)
     return app
 
 

@@ -91,6 +91,19 @@ class Settings:
     revisit_retry_minutes: float = 30.0
     revisit_delay_minutes: float = 0.0
     revisit_reply_hours: float = 48.0
+    # -- rate limits, origins, demo accounts, retention (docs/security.md)
+    rate_chat_session: str = "30/minute"
+    rate_chat_address: str = "600/minute"
+    rate_login_address: str = "30/minute"
+    rate_login_account: str = "10/minute"
+    rate_webhook_refused: str = "30/minute"
+    rate_address: str = "1200/minute"
+    login_free_failures: int = 3
+    login_backoff_seconds: float = 1.0
+    login_backoff_max_seconds: float = 900.0
+    allowed_origins: tuple[str, ...] = ()
+    demo_accounts: bool | None = None
+    retention_days: int = 365
 
     @property
     def wechat_effective_mode(self) -> str:
@@ -187,6 +200,8 @@ class Setting:
             return "{}-{}".format(*value)
         if self.parse is _dial:
             return ",".join(f"{number}={target}" for number, target in value)
+        if self.parse is _origins:
+            return ",".join(value)
         return str(value)
 
     def shown(self, value: object) -> str | None:
@@ -281,6 +296,28 @@ def _dial(s: Setting, raw: str) -> tuple[tuple[str, str], ...]:
     if not pairs or any(len(p) != 2 or not p[0].strip() or not p[1].strip() for p in pairs):
         raise s.refuse(raw, "NUMBER=DIAL pairs like 110=110,119=119,120=120")
     return tuple((number.strip(), target.strip()) for number, target in pairs)
+
+
+def _rate(s: Setting, raw: str) -> str:
+    from limits import parse
+
+    try:
+        parse(raw)
+    except ValueError:
+        raise s.refuse(raw, "a rate like 30/minute or 5 per second") from None
+    return raw
+
+
+def _origins(s: Setting, raw: str) -> tuple[str, ...]:
+    found = []
+    for piece in (p.strip().rstrip("/") for p in raw.split(",")):
+        if not piece:
+            continue
+        parts = urlsplit(piece)
+        if parts.scheme not in ("http", "https") or not parts.netloc or parts.path:
+            raise s.refuse(raw, "origins like https://www.example.gov.cn, comma-separated")
+        found.append(f"{parts.scheme}://{parts.netloc.lower()}")
+    return tuple(found)
 
 
 S = Setting
@@ -407,6 +444,39 @@ SETTINGS: tuple[Setting, ...] = (
       "minutes after resolution before the revisit starts", low=0),
     S("HOTLINE_REVISIT_REPLY_HOURS", "revisit_reply_hours", _float,
       "hours to wait for the citizen's answer to a revisit", low=0, above=True),
+    # -- rate limits, per process, in memory (docs/security.md lists every route's limit)
+    S("HOTLINE_RATE_CHAT_SESSION", "rate_chat_session", _rate,
+      "chat messages one web chat session may send (REST and WebSocket together)"),
+    S("HOTLINE_RATE_CHAT_ADDRESS", "rate_chat_address", _rate,
+      "chat requests (messages, history, WebSocket connections and frames) from one client "
+      "address"),
+    S("HOTLINE_RATE_LOGIN_ADDRESS", "rate_login_address", _rate,
+      "login attempts from one client address"),
+    S("HOTLINE_RATE_LOGIN_ACCOUNT", "rate_login_account", _rate,
+      "login attempts on one user name, from any address (known or not)"),
+    S("HOTLINE_RATE_WEBHOOK_REFUSED", "rate_webhook_refused", _rate,
+      "Twilio and WeChat webhook requests from one address that fail their signature check "
+      "(signed requests are not counted)"),
+    S("HOTLINE_RATE_ADDRESS", "rate_address", _rate,
+      "requests from one client address on every other route (pages, staff APIs, figures)"),
+    S("HOTLINE_LOGIN_FREE_FAILURES", "login_free_failures", _int,
+      "wrong passwords in a row for one user name from one address before the login backoff "
+      "starts", low=1),
+    S("HOTLINE_LOGIN_BACKOFF_SECONDS", "login_backoff_seconds", _float,
+      "the first login backoff, in seconds; it doubles with each further wrong password",
+      low=0, above=True),
+    S("HOTLINE_LOGIN_BACKOFF_MAX_SECONDS", "login_backoff_max_seconds", _float,
+      "the longest login backoff, in seconds", low=1),
+    # -- origins, demo accounts, personal data
+    S("HOTLINE_ALLOWED_ORIGINS", "allowed_origins", _origins,
+      "origins (https://www.example.gov.cn, comma-separated) of the pages that may embed the "
+      "chat widget; the service's own origin is always allowed"),
+    S("HOTLINE_DEMO_ACCOUNTS", "demo_accounts", _bool,
+      "create the demo staff accounts (with HOTLINE_DEMO_DATA) and allow them on a public "
+      "bind; unset: only when the service listens on a loopback address"),
+    S("HOTLINE_RETENTION_DAYS", "retention_days", _int,
+      "days after which `hotline purge` anonymises closed conversations, their citizens' "
+      "phones and openids, and call recordings", low=1),
 )
 # fmt: on
 del S
