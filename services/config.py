@@ -102,6 +102,7 @@ class Settings:
     login_backoff_seconds: float = 1.0
     login_backoff_max_seconds: float = 900.0
     allowed_origins: tuple[str, ...] = ()
+    trusted_proxies: tuple[str, ...] = ()
     demo_accounts: bool | None = None
     retention_days: int = 365
 
@@ -200,7 +201,7 @@ class Setting:
             return "{}-{}".format(*value)
         if self.parse is _dial:
             return ",".join(f"{number}={target}" for number, target in value)
-        if self.parse is _origins:
+        if self.parse in (_origins, _networks):
             return ",".join(value)
         return str(value)
 
@@ -318,6 +319,16 @@ def _origins(s: Setting, raw: str) -> tuple[str, ...]:
             raise s.refuse(raw, "origins like https://www.example.gov.cn, comma-separated")
         found.append(f"{parts.scheme}://{parts.netloc.lower()}")
     return tuple(found)
+
+
+def _networks(s: Setting, raw: str) -> tuple[str, ...]:
+    import ipaddress
+
+    try:
+        nets = [ipaddress.ip_network(p.strip(), strict=False) for p in raw.split(",") if p.strip()]
+    except ValueError:
+        raise s.refuse(raw, "addresses or networks like 10.0.0.5,192.168.1.0/24") from None
+    return tuple(str(net) for net in nets)
 
 
 S = Setting
@@ -459,6 +470,9 @@ SETTINGS: tuple[Setting, ...] = (
       "(signed requests are not counted)"),
     S("HOTLINE_RATE_ADDRESS", "rate_address", _rate,
       "requests from one client address on every other route (pages, staff APIs, figures)"),
+    S("HOTLINE_TRUSTED_PROXIES", "trusted_proxies", _networks,
+      "reverse proxies in front of the service (addresses or networks): for their requests "
+      "the client address is taken from X-Forwarded-For"),
     S("HOTLINE_LOGIN_FREE_FAILURES", "login_free_failures", _int,
       "wrong passwords in a row for one user name from one address before the login backoff "
       "starts", low=1),

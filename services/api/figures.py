@@ -165,6 +165,4 @@ def add_routes(app: web.Application) -> None:
     app.router.add_get("/api/public/hot-topics", hot_topics)
     app.router.add_get("/performance", page)
     # its script as a file: the pages' Content-Security-Policy allows no inline script
-    app.router.add_get(
-        "/performance.js", static_file(STATIC / "performance.js", JAVASCRIPT)
-    )
+    app.router.add_get("/performance.js", static_file(STATIC / "performance.js", JAVASCRIPT))

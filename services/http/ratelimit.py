@@ -12,6 +12,7 @@ is up to N times the setting (docs/security.md).
 
 from __future__ import annotations
 
+import ipaddress
 import math
 import time
 from dataclasses import dataclass
@@ -59,8 +60,11 @@ class RateLimits:
     `count` counts without refusing (for what is only known after the handler ran)."""
 
     def __init__(self, settings: Settings) -> None:
-        self.windows = {name: Window(name, parse(getattr(settings, f"rate_{name}"))) for name in NAMES}
+        self.windows = {
+            name: Window(name, parse(getattr(settings, f"rate_{name}"))) for name in NAMES
+        }
         self._limiter = MovingWindowRateLimiter(MemoryStorage())
+        self.proxies = tuple(ipaddress.ip_network(n) for n in settings.trusted_proxies)
 
     async def hit(self, name: str, key: str) -> None:
         window = self.windows[name]
@@ -92,8 +96,28 @@ WEBHOOK_PREFIXES = ("/twilio/", "/wechat")
 
 
 def client_address(request: web.Request) -> str:
-    """The peer's address. Behind a reverse proxy this is the proxy's: see docs/security.md."""
-    return request.remote or "unknown"
+    """The client's address: the peer's, or, when the peer is a trusted reverse proxy
+    (HOTLINE_TRUSTED_PROXIES), the last address in X-Forwarded-For that is not one of them
+    (addresses before it are whatever the client wrote)."""
+    peer = request.remote or "unknown"
+    proxies = request.app[RATE_LIMITS].proxies
+    if not proxies or not _within(peer, proxies):
+        return peer
+    hops = [h.strip() for h in request.headers.get("X-Forwarded-For", "").split(",") if h.strip()]
+    for hop in reversed(hops):
+        if not _within(hop, proxies):
+            return hop
+    return peer
+
+
+def _within(
+    address: str, networks: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]
+) -> bool:
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return False
+    return any(ip in net for net in networks)
 
 
 def route_limit(request: web.Request) -> str:
