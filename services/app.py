@@ -24,7 +24,13 @@ from services.api import dispatch as dispatch_api
 from services.api import figures as figures_api
 from services.api import kb as kb_api
 from services.api import suggestion as suggestion_api
-from services.config import Settings
+from services.config import (
+    Settings,
+    StartRefused,
+    demo_accounts_wanted,
+    is_loopback,
+    public_bind_problems,
+)
 from services.context import CONTEXT, Context
 from services.conversation.service import ConversationService
 from services.core.clock import Clock, SystemClock
@@ -57,6 +63,12 @@ async def build_context(
     pool = await db.connect(dsn)
     try:
         await sync_units(pool, units)
+        # before the models load: a refusal to start comes at once
+        if demo_accounts_wanted(settings) and await accounts.ensure_demo_users(pool):
+            log.warning(
+                "created the demo staff accounts (README); HOTLINE_DEMO_DATA=0 in production"
+            )
+        await _refuse_public_exposure(settings, pool)
         if nlu is None:
             nlu = await asyncio.to_thread(load_builtin, settings)
         if embedder is None:
@@ -67,10 +79,6 @@ async def build_context(
             log.info("loaded %d demo knowledge-base entries", loaded)
         else:
             await kb.refresh()
-        if settings.load_demo_data and await accounts.ensure_demo_users(pool):
-            log.warning(
-                "created the demo staff accounts (README); HOTLINE_DEMO_DATA=0 in production"
-            )
         # the senders (Twilio SMS and calls, WeChat), then the one outbox over them
         outbox = build_outbox(settings, pool, clock)
         # texts to units go out like every other SMS
@@ -110,6 +118,30 @@ async def build_context(
         if encoder is None
         else OrderIndexer(pool, getattr(encoder, "embedder", encoder), clock),
     )
+
+
+async def _refuse_public_exposure(settings: Settings, pool: object) -> None:
+    """On an address reachable from elsewhere: no published demo password (unless
+    HOTLINE_DEMO_ACCOUNTS=1 says this is a demo on purpose), and the providers' secrets
+    set as the providers issue them. Raises StartRefused with one line saying what to do."""
+    if is_loopback(settings.host):
+        return
+    problems = public_bind_problems(settings)
+    if settings.demo_accounts is True:
+        log.warning("HOTLINE_DEMO_ACCOUNTS=1 on %s: the demo accounts are open", settings.host)
+    else:
+        async with pool.acquire() as conn:
+            holders = await accounts.demo_password_holders(conn)
+        if holders:
+            problems.append(
+                f"accounts still have the published demo password ({', '.join(holders)}): "
+                "run `hotline users rotate-demo`"
+            )
+    if problems:
+        raise StartRefused(
+            f"refusing to listen on {settings.host} (not a loopback address): "
+            + "; ".join(problems)
+        )
 
 
 def _shared_embedder(settings: Settings, nlu: Engine) -> object | None:

@@ -496,6 +496,57 @@ SETTINGS: tuple[Setting, ...] = (
 del S
 
 
+# -- a service open to the network -----------------------------------------------------------
+
+
+class StartRefused(Exception):
+    """The service will not start as configured; the message says why and what to do."""
+
+
+def is_loopback(host: str) -> bool:
+    """Whether an address to listen on is reachable from this machine only."""
+    import ipaddress
+
+    if host.strip().lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False  # a host name: assume it is reachable from elsewhere
+
+
+def demo_accounts_wanted(settings: Settings) -> bool:
+    """Create the demo accounts: with the demo data, on a loopback bind or when asked."""
+    if not settings.load_demo_data:
+        return False
+    if settings.demo_accounts is not None:
+        return settings.demo_accounts
+    return is_loopback(settings.host)
+
+
+def public_bind_problems(settings: Settings) -> list[str]:
+    """What must not go onto the network as configured (empty on a loopback bind): the
+    secrets that sign and encrypt the providers' traffic, and where they are checked."""
+    if is_loopback(settings.host):
+        return []
+    problems = []
+    twilio = settings.twilio_account_sid or settings.twilio_auth_token
+    wechat = settings.wechat_app_id or settings.wechat_token or settings.wechat_app_secret
+    if twilio:
+        token = settings.twilio_auth_token or ""
+        if not re.fullmatch(r"[0-9a-f]{32}", token):
+            problems.append("HOTLINE_TWILIO_AUTH_TOKEN must be the account's 32-character token")
+    if wechat:
+        if not re.fullmatch(r"[A-Za-z0-9]{3,32}", settings.wechat_token or ""):
+            problems.append("HOTLINE_WECHAT_TOKEN must be set (3-32 letters and digits)")
+        if settings.wechat_app_id and len(settings.wechat_app_secret or "") != 32:
+            problems.append("HOTLINE_WECHAT_APP_SECRET must be the account's 32-character secret")
+    if (twilio or wechat) and not (settings.public_url or "").startswith("https://"):
+        # the providers sign the public URL; over plain http anyone on the way reads it all
+        problems.append("HOTLINE_PUBLIC_URL must be the service's https:// address")
+    return problems
+
+
 def _check_together(settings: Settings) -> None:
     """Checks between settings, after each one has been read on its own."""
     mode = settings.wechat_mode

@@ -15,6 +15,7 @@ from services.cli import kb as cli_kb
 from services.cli import nlu as cli_nlu
 from services.cli import staff as cli_dispatch
 from services.cli.common import CliError, settings_from_env
+from services.config import StartRefused
 from services.core.unit_directory import UnitDirectoryError
 
 __all__ = ["CliError", "main"]
@@ -36,6 +37,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
     )
     try:
         web.run_app(create_app(settings), host=settings.host, port=settings.port, print=None)
+    except StartRefused as exc:
+        raise CliError(str(exc)) from exc
     except (UnitDirectoryError, OSError, asyncpg.PostgresError) as exc:
         raise CliError(f"cannot start: {exc}") from exc
     return 0
