@@ -19,6 +19,7 @@ from services.agents.actions import AgentActions
 from services.agents.hub import AgentHub
 from services.agents.suggest import OrderIndexer
 from services.api import agent as agent_api
+from services.api import audit as audit_api
 from services.api import auth as auth_api
 from services.api import dispatch as dispatch_api
 from services.api import figures as figures_api
@@ -34,6 +35,7 @@ from services.config import (
 from services.context import CONTEXT, Context
 from services.conversation.service import ConversationService
 from services.core.clock import Clock, SystemClock
+from services.core.pii import install_log_masking
 from services.core.unit_directory import load_units, sync_units
 from services.desk import build_desk
 from services.http import security
@@ -204,6 +206,7 @@ async def _running(
 def create_app(
     settings: Settings, clock: Clock | None = None, context: Context | None = None
 ) -> web.Application:
+    install_log_masking()  # phones and openids never reach a log in clear
     # errors become JSON around everything; foreign origins and floods are refused first
     app = web.Application(
         client_max_size=settings.max_body_bytes,
@@ -234,6 +237,7 @@ def create_app(
         suggestion_api,
         figures_api,
         agent_api,
+        audit_api,
     ):
         routes.add_routes(app)
     app.router.add_get("/healthz", health)

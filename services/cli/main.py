@@ -16,6 +16,7 @@ from services.cli import nlu as cli_nlu
 from services.cli import staff as cli_dispatch
 from services.cli.common import CliError, settings_from_env
 from services.config import StartRefused
+from services.core.pii import install_log_masking
 from services.core.unit_directory import UnitDirectoryError
 
 __all__ = ["CliError", "main"]
@@ -63,6 +64,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    install_log_masking()  # every subcommand's logs, the service's included
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
