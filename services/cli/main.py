@@ -11,6 +11,7 @@ import asyncpg
 from aiohttp import web
 
 from services.cli import config as cli_config
+from services.cli import data as cli_data
 from services.cli import kb as cli_kb
 from services.cli import nlu as cli_nlu
 from services.cli import staff as cli_dispatch
@@ -60,6 +61,7 @@ def build_parser() -> argparse.ArgumentParser:
     cli_dispatch.register(sub)
     cli_kb.register(sub)
     cli_config.register(sub)
+    cli_data.register(sub)
     return parser
 
 

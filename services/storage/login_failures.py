@@ -53,7 +53,7 @@ async def clear(conn: asyncpg.Connection, username: str, address: str) -> None:
     )
 
 
-async def forget_older(conn: asyncpg.Connection, before: datetime) -> int:
+async def forget(conn: asyncpg.Connection, before: datetime) -> int:
     """Drop rows of failures older than `before` (`hotline purge`)."""
     done = await conn.execute("DELETE FROM login_failures WHERE last_failed_at < $1", before)
     return int(done.split()[-1])

@@ -389,3 +389,13 @@ async def last_event_kind(conn: asyncpg.Connection, order_id: int) -> str | None
         "SELECT kind FROM work_order_events WHERE work_order_id = $1 ORDER BY id DESC LIMIT 1",
         order_id,
     )
+
+
+async def forget_contacts(conn: asyncpg.Connection, before: datetime) -> int:
+    """Drop the contact phone of orders closed since before `before`."""
+    done = await conn.execute(
+        """UPDATE work_orders SET contact_phone = NULL
+           WHERE status = 'closed' AND updated_at < $1 AND contact_phone IS NOT NULL""",
+        before,
+    )
+    return int(done.split()[-1])
