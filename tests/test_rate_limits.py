@@ -155,3 +155,20 @@ def test_client_address_behind_a_trusted_proxy():
     assert address("10.0.0.5", None) == "10.0.0.5"
     # a peer that is not a trusted proxy is the client, whatever it forwards
     assert address("198.51.100.1", "203.0.113.9") == "198.51.100.1"
+
+
+@pytest.mark.browser
+async def test_the_widget_says_when_it_is_held_back(service):
+    from tests.support.browser import chromium_page
+    from tests.test_widget_browser import bot_count, send
+
+    async with chromium_page() as page:
+        await page.goto(service.url + "/")
+        await page.click("#h12345-btn")
+        for text in ("你好", "请问办居住证要什么材料", "谢谢"):
+            await send(page, text, await bot_count(page))
+        await page.fill("#h12345-input", "还有一个问题")
+        await page.click("#h12345-send")
+        error = page.locator(".h12345-err")
+        await error.wait_for(timeout=15000)
+        assert "发送太频繁" in await error.inner_text()
