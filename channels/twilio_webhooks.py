@@ -79,7 +79,7 @@ async def read_webhook(request: web.Request) -> TwilioWebhook:
     if not signature or not RequestValidator(settings.twilio_auth_token).validate(
         url, params, signature
     ):
-        log.warning("refused a Twilio webhook with a bad signature: %s", request.path_qs)
+        log.warning("refused a Twilio webhook with a bad signature: %s", request.path)
         raise json_exception(403, "bad_signature", "X-Twilio-Signature does not match this request")
     account = params.get("AccountSid")
     if settings.twilio_account_sid and account and account != settings.twilio_account_sid:

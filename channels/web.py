@@ -23,6 +23,7 @@ from services.context import context_of
 from services.conversation.service import Inbound, TurnResult
 from services.core.errors import ServiceError
 from services.http.pages import HTML, JAVASCRIPT, static_file
+from services.http.ratelimit import RATE_LIMITS, client_address
 from services.http.requests import respond
 from services.http.ws_frames import serve_json_frames
 from services.storage import messages
@@ -84,6 +85,8 @@ HISTORY_MESSAGES = 200
 async def post_message(request: web.Request) -> web.Response:
     service = context_of(request).conversation
     inbound = to_inbound(parse_body(await request.read()))
+    # the address was counted by the middleware; the session here, once its id is known
+    await request.app[RATE_LIMITS].hit("chat_session", inbound.session_key)
     result = await service.handle(inbound)
     return web.json_response(result_json(result))
 
@@ -98,9 +101,13 @@ async def get_messages(request: web.Request) -> web.Response:
 
 async def websocket(request: web.Request) -> web.WebSocketResponse:
     ctx = context_of(request)
+    # the Origin was checked against the allow-list (services/http/security.origin_guard)
+    # and the connection counted against the address's chat limit before this handler
     ws = web.WebSocketResponse(heartbeat=30, max_msg_size=ctx.settings.max_body_bytes)
     await ws.prepare(request)
     hub = ctx.hub
+    limits = request.app[RATE_LIMITS]
+    address = client_address(request)
 
     async def on_frame(body: dict[str, Any]) -> dict[str, Any] | None:
         try:
@@ -109,10 +116,13 @@ async def websocket(request: web.Request) -> web.WebSocketResponse:
                 await hub.add_citizen(to_inbound({**body, "text": ""}).session_key, ws)
                 return None
             inbound = to_inbound(body)
+            # every message frame counts like a REST message: address and session
+            await limits.hit("chat_address", address)
+            await limits.hit("chat_session", inbound.session_key)
             await hub.add_citizen(inbound.session_key, ws)
             reply = result_json(await ctx.conversation.handle(inbound))
         except ServiceError as exc:
-            reply = {"error": exc.code, "reason": exc.reason}
+            reply = {"error": exc.code, "reason": exc.reason, **exc.extra}
         reply["client_message_id"] = body.get("client_message_id")
         return reply
 

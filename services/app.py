@@ -19,22 +19,32 @@ from services.agents.actions import AgentActions
 from services.agents.hub import AgentHub
 from services.agents.suggest import OrderIndexer
 from services.api import agent as agent_api
+from services.api import audit as audit_api
 from services.api import auth as auth_api
 from services.api import dispatch as dispatch_api
 from services.api import figures as figures_api
 from services.api import kb as kb_api
-from services.api import reads
 from services.api import metrics as metrics_api
+from services.api import reads
 from services.api import suggestion as suggestion_api
-from services.config import Settings
+from services.config import (
+    Settings,
+    StartRefused,
+    demo_accounts_wanted,
+    is_loopback,
+    public_bind_problems,
+)
 from services.context import CONTEXT, Context
 from services.conversation.service import ConversationService
 from services.core.clock import Clock, SystemClock
 from services.core.metrics import TimedEngine
+from services.core.pii import install_log_masking
 from services.core.unit_directory import load_units, sync_units
 from services.desk import build_desk
+from services.http import security
 from services.http.errors import json_errors
 from services.http.observe import http_metrics, request_ids
+from services.http.ratelimit import RATE_LIMITS, RateLimits, rate_limits
 from services.jobs.scheduler import Scheduler
 from services.nlu_loading import load_builtin, load_embedder_from_settings
 from services.outbound.outbox import build_outbox
@@ -60,6 +70,12 @@ async def build_context(
     pool = await db.connect(dsn)
     try:
         await sync_units(pool, units)
+        # before the models load: a refusal to start comes at once
+        if demo_accounts_wanted(settings) and await accounts.ensure_demo_users(pool):
+            log.warning(
+                "created the demo staff accounts (README); HOTLINE_DEMO_DATA=0 in production"
+            )
+        await _refuse_public_exposure(settings, pool)
         if nlu is None:
             nlu = await asyncio.to_thread(load_builtin, settings)
         nlu = TimedEngine(nlu)  # every parse timed for /metrics
@@ -71,10 +87,6 @@ async def build_context(
             log.info("loaded %d demo knowledge-base entries", loaded)
         else:
             await kb.refresh()
-        if settings.load_demo_data and await accounts.ensure_demo_users(pool):
-            log.warning(
-                "created the demo staff accounts (README); HOTLINE_DEMO_DATA=0 in production"
-            )
         # the senders (Twilio SMS and calls, WeChat), then the one outbox over them
         outbox = build_outbox(settings, pool, clock)
         # texts to units go out like every other SMS
@@ -120,6 +132,30 @@ async def build_context(
         else OrderIndexer(pool, getattr(encoder, "embedder", encoder), clock),
         reader=Reader(pool, replica, max_lag_seconds=settings.replica_max_lag_seconds),
     )
+
+
+async def _refuse_public_exposure(settings: Settings, pool: object) -> None:
+    """On an address reachable from elsewhere: no published demo password (unless
+    HOTLINE_DEMO_ACCOUNTS=1 says this is a demo on purpose), and the providers' secrets
+    set as the providers issue them. Raises StartRefused with one line saying what to do."""
+    if is_loopback(settings.host):
+        return
+    problems = public_bind_problems(settings)
+    if settings.demo_accounts is True:
+        log.warning("HOTLINE_DEMO_ACCOUNTS=1 on %s: the demo accounts are open", settings.host)
+    else:
+        async with pool.acquire() as conn:
+            holders = await accounts.demo_password_holders(conn)
+        if holders:
+            problems.append(
+                f"accounts still have the published demo password ({', '.join(holders)}): "
+                "run `hotline users rotate-demo`"
+            )
+    if problems:
+        raise StartRefused(
+            f"refusing to listen on {settings.host} (not a loopback address): "
+            + "; ".join(problems)
+        )
 
 
 def _shared_embedder(settings: Settings, nlu: Engine) -> object | None:
@@ -182,12 +218,15 @@ async def _running(
 def create_app(
     settings: Settings, clock: Clock | None = None, context: Context | None = None
 ) -> web.Application:
+    install_log_masking()  # phones and openids never reach a log in clear
     app = web.Application(
         client_max_size=settings.max_body_bytes,
-        # outermost first: the request id is set before anything logs, and the metrics see
-        # the status the error middleware answered with
-        middlewares=[request_ids, http_metrics, json_errors],
+        # outermost first: the request id is set before anything logs, the metrics see the
+        # status the error middleware answered with, errors become JSON around everything,
+        # and foreign origins and floods are refused before a handler runs
+        middlewares=[request_ids, http_metrics, json_errors, security.origin_guard, rate_limits],
     )
+    app[RATE_LIMITS] = RateLimits(settings)
 
     async def lifecycle(app: web.Application):  # noqa: ANN202 - aiohttp cleanup context
         ctx = context or await build_context(settings, clock)
@@ -217,9 +256,11 @@ def create_app(
         figures_api,
         agent_api,
         metrics_api,
+        audit_api,
     ):
         routes.add_routes(app)
     app.router.add_get("/healthz", health)
+    security.install(app, settings)
     return app
 
 

@@ -97,9 +97,22 @@ class Settings:
     log_format: str = "text"
     metrics_allow: tuple[str, ...] = ()
     metrics_token: str | None = None
-    trusted_proxies: tuple[str, ...] = ("127.0.0.0/8", "::1/128")
     open311_type: str = "realtime"
     open311_contact: str = "12345 市民服务热线"
+    # -- rate limits, origins, demo accounts, retention (docs/security.md)
+    rate_chat_session: str = "30/minute"
+    rate_chat_address: str = "600/minute"
+    rate_login_address: str = "30/minute"
+    rate_login_account: str = "10/minute"
+    rate_webhook_refused: str = "30/minute"
+    rate_address: str = "1200/minute"
+    login_free_failures: int = 3
+    login_backoff_seconds: float = 1.0
+    login_backoff_max_seconds: float = 900.0
+    allowed_origins: tuple[str, ...] = ()
+    trusted_proxies: tuple[str, ...] = ("127.0.0.0/8", "::1/128")
+    demo_accounts: bool | None = None
+    retention_days: int = 365
 
     @property
     def wechat_effective_mode(self) -> str:
@@ -196,7 +209,7 @@ class Setting:
             return "{}-{}".format(*value)
         if self.parse is _dial:
             return ",".join(f"{number}={target}" for number, target in value)
-        if self.parse is _networks:
+        if self.parse in (_origins, _networks):
             return ",".join(value)
         return str(value)
 
@@ -296,6 +309,16 @@ def _dial(s: Setting, raw: str) -> tuple[tuple[str, str], ...]:
     return tuple((number.strip(), target.strip()) for number, target in pairs)
 
 
+def _rate(s: Setting, raw: str) -> str:
+    from limits import parse
+
+    try:
+        parse(raw)
+    except ValueError:
+        raise s.refuse(raw, "a rate like 30/minute or 5 per second") from None
+    return raw
+
+
 def _networks(s: Setting, raw: str) -> tuple[str, ...]:
     found = []
     for piece in (p.strip() for p in raw.split(",")):
@@ -307,6 +330,18 @@ def _networks(s: Setting, raw: str) -> tuple[str, ...]:
             raise s.refuse(
                 raw, "comma-separated IP addresses or networks like 10.0.0.5,192.168.1.0/24"
             ) from None
+    return tuple(found)
+
+
+def _origins(s: Setting, raw: str) -> tuple[str, ...]:
+    found = []
+    for piece in (p.strip().rstrip("/") for p in raw.split(",")):
+        if not piece:
+            continue
+        parts = urlsplit(piece)
+        if parts.scheme not in ("http", "https") or not parts.netloc or parts.path:
+            raise s.refuse(raw, "origins like https://www.example.gov.cn, comma-separated")
+        found.append(f"{parts.scheme}://{parts.netloc.lower()}")
     return tuple(found)
 
 
@@ -450,17 +485,102 @@ SETTINGS: tuple[Setting, ...] = (
     S("HOTLINE_METRICS_TOKEN", "metrics_token", _text,
       "a bearer token that opens /metrics from anywhere (at least 16 characters)", low=16,
       secret=True),
-    S("HOTLINE_TRUSTED_PROXIES", "trusted_proxies", _networks,
-      "proxies (nginx) whose X-Forwarded-For names the client, comma-separated"),
     # -- Open311 GeoReport v2 (channels/open311.py, docs/open311.md)
     S("HOTLINE_OPEN311_TYPE", "open311_type", _choice,
       "realtime: a POST answers with the request number; batch: with a token that "
       "tokens/{token} turns into it", choices=("realtime", "batch")),
     S("HOTLINE_OPEN311_CONTACT", "open311_contact", _text,
       "who API users contact, as the discovery document says"),
+    # -- rate limits, per process, in memory (docs/security.md lists every route's limit)
+    S("HOTLINE_RATE_CHAT_SESSION", "rate_chat_session", _rate,
+      "chat messages one web chat session may send (REST and WebSocket together)"),
+    S("HOTLINE_RATE_CHAT_ADDRESS", "rate_chat_address", _rate,
+      "chat requests (messages, history, WebSocket connections and frames) from one client "
+      "address"),
+    S("HOTLINE_RATE_LOGIN_ADDRESS", "rate_login_address", _rate,
+      "login attempts from one client address"),
+    S("HOTLINE_RATE_LOGIN_ACCOUNT", "rate_login_account", _rate,
+      "login attempts on one user name, from any address (known or not)"),
+    S("HOTLINE_RATE_WEBHOOK_REFUSED", "rate_webhook_refused", _rate,
+      "Twilio and WeChat webhook requests from one address that fail their signature check "
+      "(signed requests are not counted)"),
+    S("HOTLINE_RATE_ADDRESS", "rate_address", _rate,
+      "requests from one client address on every other route (pages, staff APIs, figures)"),
+    S("HOTLINE_TRUSTED_PROXIES", "trusted_proxies", _networks,
+      "reverse proxies in front of the service (addresses or networks): for their requests "
+      "the client address is taken from X-Forwarded-For"),
+    S("HOTLINE_LOGIN_FREE_FAILURES", "login_free_failures", _int,
+      "wrong passwords in a row for one user name from one address before the login backoff "
+      "starts", low=1),
+    S("HOTLINE_LOGIN_BACKOFF_SECONDS", "login_backoff_seconds", _float,
+      "the first login backoff, in seconds; it doubles with each further wrong password",
+      low=0, above=True),
+    S("HOTLINE_LOGIN_BACKOFF_MAX_SECONDS", "login_backoff_max_seconds", _float,
+      "the longest login backoff, in seconds", low=1),
+    # -- origins, demo accounts, personal data
+    S("HOTLINE_ALLOWED_ORIGINS", "allowed_origins", _origins,
+      "origins (https://www.example.gov.cn, comma-separated) of the pages that may embed the "
+      "chat widget; the service's own origin is always allowed"),
+    S("HOTLINE_DEMO_ACCOUNTS", "demo_accounts", _bool,
+      "create the demo staff accounts (with HOTLINE_DEMO_DATA) and allow them on a public "
+      "bind; unset: only when the service listens on a loopback address"),
+    S("HOTLINE_RETENTION_DAYS", "retention_days", _int,
+      "days after which `hotline purge` anonymises closed conversations, their citizens' "
+      "phones and openids, and call recordings", low=1),
 )
 # fmt: on
 del S
+
+
+# -- a service open to the network -----------------------------------------------------------
+
+
+class StartRefused(Exception):
+    """The service will not start as configured; the message says why and what to do."""
+
+
+def is_loopback(host: str) -> bool:
+    """Whether an address to listen on is reachable from this machine only."""
+    import ipaddress
+
+    if host.strip().lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False  # a host name: assume it is reachable from elsewhere
+
+
+def demo_accounts_wanted(settings: Settings) -> bool:
+    """Create the demo accounts: with the demo data, on a loopback bind or when asked."""
+    if not settings.load_demo_data:
+        return False
+    if settings.demo_accounts is not None:
+        return settings.demo_accounts
+    return is_loopback(settings.host)
+
+
+def public_bind_problems(settings: Settings) -> list[str]:
+    """What must not go onto the network as configured (empty on a loopback bind): the
+    secrets that sign and encrypt the providers' traffic, and where they are checked."""
+    if is_loopback(settings.host):
+        return []
+    problems = []
+    twilio = settings.twilio_account_sid or settings.twilio_auth_token
+    wechat = settings.wechat_app_id or settings.wechat_token or settings.wechat_app_secret
+    if twilio:
+        token = settings.twilio_auth_token or ""
+        if not re.fullmatch(r"[0-9a-f]{32}", token):
+            problems.append("HOTLINE_TWILIO_AUTH_TOKEN must be the account's 32-character token")
+    if wechat:
+        if not re.fullmatch(r"[A-Za-z0-9]{3,32}", settings.wechat_token or ""):
+            problems.append("HOTLINE_WECHAT_TOKEN must be set (3-32 letters and digits)")
+        if settings.wechat_app_id and len(settings.wechat_app_secret or "") != 32:
+            problems.append("HOTLINE_WECHAT_APP_SECRET must be the account's 32-character secret")
+    if (twilio or wechat) and not (settings.public_url or "").startswith("https://"):
+        # the providers sign the public URL; over plain http anyone on the way reads it all
+        problems.append("HOTLINE_PUBLIC_URL must be the service's https:// address")
+    return problems
 
 
 def _check_together(settings: Settings) -> None:

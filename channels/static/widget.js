@@ -86,6 +86,7 @@
     }, function () {});
 
   function showResult(data) {
+    if (data.error === "rate_limited") { show("发送太频繁，请" + (data.retry_after || 60) + "秒后再试。", "h12345-err"); return; }
     if (data.error) { show(data.reason || data.error, "h12345-err"); return; }
     (data.replies || []).forEach(function (r) { show(r, "h12345-bot"); });
     if (data.request_number) {

@@ -31,6 +31,7 @@ from nlu.types import REQUEST_TYPES
 from services.agents import suggest as agent_suggest
 from services.agents.actions import AgentActions, OrderDraft
 from services.agents.hub import message_json, queue_json
+from services.api.audit import record_read
 from services.api.auth import authenticate, current_user, require_role
 from services.context import Context, context_of
 from services.core.clock import CHINA_TZ
@@ -66,7 +67,9 @@ async def get_queue(request: web.Request) -> web.Response:
     ctx = context_of(request)
     async with ctx.pool.acquire() as conn:
         rows = await store.queue(conn)
-    return respond({"items": [queue_json(r) for r in rows]})
+    items = [queue_json(r) for r in rows]
+    await record_read(request, "conversation_list", [i["conversation_id"] for i in items])
+    return respond({"items": items})
 
 
 @staff
@@ -76,6 +79,7 @@ async def get_conversation(request: web.Request) -> web.Response:
     async with ctx.pool.acquire() as conn:
         history = await messages.history(conn, convo["id"])
         item = await store.queue_item(conn, convo["id"])
+    await record_read(request, "conversation", [convo["id"]])
     return respond(
         {
             "conversation_id": convo["id"],
@@ -128,6 +132,7 @@ async def get_suggestions(request: web.Request) -> web.Response:
     result = await agent_suggest.suggest(ctx.pool, ctx.kb, ctx.clock, convo_id)
     if result is None:
         raise json_exception(404, "not_found", f"no conversation {convo_id}")
+    await record_read(request, "conversation", [convo_id])
     return respond(result)
 
 
@@ -262,6 +267,8 @@ async def websocket(request: web.Request) -> web.WebSocketResponse:
             async with ctx.pool.acquire() as conn:
                 if await store.conversation(conn, convo_id) is None:
                     return {"error": "not_found", "reason": f"no conversation {convo_id}"}
+            # its messages are pushed to this screen from now on
+            await record_read(request, "conversation", [convo_id], user, "WS watch")
         hub.watch(ws, convo_id, kind == "watch")
         return {"type": "watching" if kind == "watch" else "unwatched", "conversation_id": convo_id}
 

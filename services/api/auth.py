@@ -16,6 +16,7 @@ No token or a dead one: 401 {"error": "unauthorized"}; a role not in the list: 4
 from __future__ import annotations
 
 import functools
+import math
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
 
@@ -23,13 +24,16 @@ from aiohttp import web
 
 from services.context import context_of
 from services.core.errors import json_exception
+from services.http.ratelimit import RATE_LIMITS, RateLimited, client_address
 from services.http.requests import read_json, respond, text_field
 from services.staff.accounts import (
     MAX_PASSWORD_CHARS,
     ROLES,
-    LoginLocked,
+    Backoff,
+    LoginBackoff,
     StaffUser,
     login,
+    login_key,
     logout,
     user_of_token,
 )
@@ -100,23 +104,38 @@ def require_role(*roles: str) -> Callable[[Handler], Handler]:
 
 
 async def post_login(request: web.Request) -> web.Response:
+    """A bearer token for the right password. Per address (the middleware) and per user name
+    (here) a rate limit; per (user name, address) the backoff after wrong passwords. An
+    unknown user name and a wrong password get the same answers (docs/security.md)."""
     ctx = context_of(request)
     body = await read_json(request)
     username = text_field(body, "username", max_chars=64)
     password = body.get("password")
     if not isinstance(password, str) or not password or len(password) > MAX_PASSWORD_CHARS:
         raise json_exception(400, "missing_password", "password is required")
+    await request.app[RATE_LIMITS].hit("login_account", login_key(username))
+    settings = ctx.settings
     try:
         session = await login(
             ctx.pool,
             username,
             password,
             ctx.clock.now(),
-            timedelta(hours=ctx.settings.session_hours),
+            timedelta(hours=settings.session_hours),
+            address=client_address(request),
+            backoff=Backoff(
+                settings.login_free_failures,
+                settings.login_backoff_seconds,
+                settings.login_backoff_max_seconds,
+            ),
         )
-    except LoginLocked as exc:
-        raise json_exception(
-            429, "locked", f"too many wrong passwords; try again after {exc.until.isoformat()}"
+    except LoginBackoff as exc:
+        wait = max(1, math.ceil(exc.wait.total_seconds()))
+        raise RateLimited(
+            f"too many wrong passwords from your address; try again in {wait} s",
+            headers={"Retry-After": str(wait)},
+            limit="login_backoff",
+            retry_after=wait,
         ) from exc
     if session is None:
         raise json_exception(401, "bad_credentials", "wrong user name or password")

@@ -30,6 +30,7 @@ import asyncpg
 from aiohttp import web
 
 from services.api import unit as unit_api
+from services.api.audit import record_read
 from services.api.auth import current_user, require_role
 from services.api.order_views import order_detail, order_json
 from services.api.reads import replica_read
@@ -93,7 +94,9 @@ async def _queue(request: web.Request, statuses: tuple[str, ...]) -> web.Respons
     limit, offset = paging(request)
     async with ctx.pool.acquire() as conn:
         items = await desk_of(ctx).dispatcher.queue(conn, statuses, limit, offset)
-    return respond({"orders": [{**order_json(row, ctx.units), **extra} for row, extra in items]})
+    orders = [{**order_json(row, ctx.units), **extra} for row, extra in items]
+    await record_read(request, "order_list", [o["request_number"] for o in orders])
+    return respond({"orders": orders})
 
 
 @require_role(*DESK_ROLES)
@@ -106,7 +109,9 @@ async def get_order(request: web.Request) -> web.Response:
     ctx = context_of(request)
     async with ctx.pool.acquire() as conn:
         order_id = await _order_id(conn, request.match_info["number"])
-        return respond(await order_detail(conn, order_id, ctx.units))
+        detail = await order_detail(conn, order_id, ctx.units)
+    await record_read(request, "order", [detail["request_number"]])
+    return respond(detail)
 
 
 @require_role(*DESK_ROLES)
@@ -301,7 +306,9 @@ async def escalations(request: web.Request) -> web.Response:
     limit, offset = paging(request)
     async with ctx.pool.acquire() as conn:
         rows = await work_orders.escalated(conn, limit, offset)
-    return respond({"orders": [order_json(r, ctx.units) for r in rows]})
+    orders = [order_json(r, ctx.units) for r in rows]
+    await record_read(request, "order_list", [o["request_number"] for o in orders])
+    return respond({"orders": orders})
 
 
 @require_role(SUPERVISOR)

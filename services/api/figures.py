@@ -25,6 +25,7 @@ from services.api.reads import replica_read
 from services.context import Context, context_of
 from services.core.clock import CHINA_TZ
 from services.core.errors import json_exception
+from services.http.pages import JAVASCRIPT, static_file
 from services.http.requests import respond
 from services.storage import figures
 
@@ -164,3 +165,5 @@ def add_routes(app: web.Application) -> None:
     app.router.add_get("/api/public/figures.csv", figures_csv)
     app.router.add_get("/api/public/hot-topics", hot_topics)
     app.router.add_get("/performance", page)
+    # its script as a file: the pages' Content-Security-Policy allows no inline script
+    app.router.add_get("/performance.js", static_file(STATIC / "performance.js", JAVASCRIPT))

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
+from services.api.audit import record_read
 from services.api.auth import current_user, require_role
 from services.api.order_views import order_detail, order_json
 from services.context import context_of
@@ -41,7 +42,9 @@ async def list_orders(request: web.Request) -> web.Response:
         )
     async with ctx.pool.acquire() as conn:
         rows = await work_orders.of_unit(conn, user.unit, statuses, limit, offset)
-    return respond({"unit": user.unit, "orders": [order_json(r, ctx.units) for r in rows]})
+    orders = [order_json(r, ctx.units) for r in rows]
+    await record_read(request, "order_list", [o["request_number"] for o in orders])
+    return respond({"unit": user.unit, "orders": orders})
 
 
 @require_role(UNIT_HANDLER)
@@ -50,7 +53,9 @@ async def get_order(request: web.Request) -> web.Response:
     user = current_user(request)
     async with ctx.pool.acquire() as conn:
         order_id, _ = await actions.visible_order(conn, request.match_info["number"], user.unit)
-        return respond(await order_detail(conn, order_id, ctx.units))
+        detail = await order_detail(conn, order_id, ctx.units)
+    await record_read(request, "order", [detail["request_number"]])
+    return respond(detail)
 
 
 async def _act(request: web.Request, kind: str, body_field: str | None) -> web.Response:

@@ -11,12 +11,15 @@ from aiohttp import web
 
 from services.cli import apikeys as cli_apikeys
 from services.cli import config as cli_config
+from services.cli import data as cli_data
 from services.cli import deploy as cli_deploy
 from services.cli import kb as cli_kb
 from services.cli import nlu as cli_nlu
 from services.cli import staff as cli_dispatch
 from services.cli.common import CliError, settings_from_env
+from services.config import StartRefused
 from services.core import logs
+from services.core.pii import install_log_masking
 from services.core.unit_directory import UnitDirectoryError
 from services.http.observe import AccessLogger
 
@@ -43,6 +46,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
             print=None,
             access_log_class=AccessLogger,  # its lines carry the request id too
         )
+        web.run_app(create_app(settings), host=settings.host, port=settings.port, print=None)
+    except StartRefused as exc:
+        raise CliError(str(exc)) from exc
     except (UnitDirectoryError, OSError, asyncpg.PostgresError) as exc:
         raise CliError(f"cannot start: {exc}") from exc
     return 0
@@ -65,10 +71,12 @@ def build_parser() -> argparse.ArgumentParser:
     cli_config.register(sub)
     cli_deploy.register(sub)
     cli_apikeys.register(sub)
+    cli_data.register(sub)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
+    install_log_masking()  # every subcommand's logs, the service's included
     parser = build_parser()
     args = parser.parse_args(argv)
     try:

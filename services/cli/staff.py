@@ -2,6 +2,10 @@
 
 hotline users add NAME --role ROLE [--unit CODE] [--display-name TEXT] [--password-file F]
     the password is the first line of F, or of standard input (asked twice on a terminal)
+hotline users passwd NAME [--password-file F]
+    a new password (read the same way); the account's sessions end
+hotline users rotate-demo
+    a new random password for every demo account still on the published one, printed once
 hotline calendar list [--year 2027]
 hotline calendar add 2027-01-01 --holiday|--workday [--name 元旦]
 hotline calendar remove 2027-01-01
@@ -79,6 +83,35 @@ async def _add_user(args: argparse.Namespace) -> dict:
 
 def cmd_users_add(args: argparse.Namespace) -> int:
     emit(asyncio.run(_add_user(args)), args.json)
+    return 0
+
+
+async def _passwd(args: argparse.Namespace) -> dict:
+    password = _read_password(args)
+    async with _pool(settings_from_env()) as pool, pool.acquire() as conn:
+        try:
+            user = await accounts.set_password(conn, args.name, password)
+        except accounts.AccountError as exc:
+            raise CliError(str(exc)) from exc
+    return {"user": user.username, "password": "changed", "sessions": "ended"}
+
+
+def cmd_users_passwd(args: argparse.Namespace) -> int:
+    emit(asyncio.run(_passwd(args)), args.json)
+    return 0
+
+
+async def _rotate_demo() -> dict:
+    async with _pool(settings_from_env()) as pool, pool.acquire() as conn:
+        return await accounts.rotate_demo_passwords(conn)
+
+
+def cmd_users_rotate_demo(args: argparse.Namespace) -> int:
+    fresh = asyncio.run(_rotate_demo())
+    if not fresh and not args.json:
+        print("no account has the demo password")
+        return 0
+    emit(fresh, args.json)
     return 0
 
 
@@ -195,6 +228,16 @@ def register(sub: argparse._SubParsersAction) -> None:
     add.add_argument("--password-file", help="read the password from the first line of a file")
     add.add_argument("--json", action="store_true")
     add.set_defaults(func=cmd_users_add)
+    passwd = users.add_parser("passwd", help="set a new password (on stdin); sessions end")
+    passwd.add_argument("name")
+    passwd.add_argument("--password-file", help="read the password from the first line of a file")
+    passwd.add_argument("--json", action="store_true")
+    passwd.set_defaults(func=cmd_users_passwd)
+    rotate = users.add_parser(
+        "rotate-demo", help="new random passwords for the demo accounts still on demo12345"
+    )
+    rotate.add_argument("--json", action="store_true")
+    rotate.set_defaults(func=cmd_users_rotate_demo)
 
     cal = sub.add_parser("calendar", help="holidays and working days").add_subparsers(
         dest="calendar_command", required=True

@@ -40,6 +40,7 @@ import asyncpg
 from services.config import Settings
 from services.core import metrics, phone_numbers
 from services.core.clock import Clock
+from services.core.pii import mask_recipient
 from services.jobs.scheduler import Job, Later
 from services.outbound.senders import InvalidRecipient, Sender, Sent
 from services.outbound.sms_text import split_message
@@ -367,7 +368,13 @@ class Outbox:
             if sent.status != "sent":
                 await outbound.give_up_rest(conn, item.id, at)
                 return False
-        log.info("%s %d to %s sent on try %d", sender.label, item.id, item.recipient, retries + 1)
+        log.info(
+            "%s %d to %s sent on try %d",
+            sender.label,
+            item.id,
+            mask_recipient(item.recipient),
+            retries + 1,
+        )
         return True
 
     # -- in the background, and at the end ----------------------------------------------------

@@ -19,6 +19,7 @@ from twilio.rest import Client
 
 from services.config import Settings
 from services.core import phone_numbers
+from services.core.pii import mask_recipient
 from services.outbound.senders import InvalidRecipient, Sender, Sent
 from services.outbound.sms_text import segments
 
@@ -110,7 +111,9 @@ class TwilioSms(Sender):
                 **kwargs,
             )
         except TwilioRestException as exc:
-            log.warning("Twilio refused an SMS to %s: %s %s", recipient, exc.code, exc.msg)
+            log.warning(
+                "Twilio refused an SMS to %s: %s %s", mask_recipient(recipient), exc.code, exc.msg
+            )
             status = "opted_out" if exc.code == TWILIO_UNSUBSCRIBED else "failed"
             # its own trouble (5xx) or too many at once (429): the same text may go later
             passing = exc.status >= 500 or exc.status == 429 or exc.code == TWILIO_TOO_MANY
@@ -118,7 +121,7 @@ class TwilioSms(Sender):
                 status, error=f"twilio {exc.code or exc.status}: {exc.msg}", passing=passing
             )
         except (TimeoutError, TwilioException, aiohttp.ClientError, OSError) as exc:
-            log.warning("SMS to %s failed: %r", recipient, exc)
+            log.warning("SMS to %s failed: %r", mask_recipient(recipient), exc)
             return Sent("failed", error=f"{type(exc).__name__}: {exc}", passing=True)
         return Sent("sent", message.sid, message.status)
 
@@ -186,7 +189,7 @@ class TwilioVoice:
                 )
                 sent = Sent("sent", call.sid, call.status)
             except (TimeoutError, TwilioException, aiohttp.ClientError, OSError) as exc:
-                log.warning("call to %s failed: %r", recipient, exc)
+                log.warning("call to %s failed: %r", mask_recipient(recipient), exc)
                 sent = Sent("failed", error=f"{type(exc).__name__}: {exc}")
             self._last_call = loop.time()
         return sent

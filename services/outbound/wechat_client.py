@@ -18,6 +18,7 @@ import asyncpg
 
 from services.config import Settings
 from services.core.clock import Clock
+from services.core.pii import mask_recipient
 from services.outbound.senders import Sender, Sent
 from services.storage import api_tokens
 
@@ -132,7 +133,7 @@ class WeChatCustomerService(Sender):
             error = f"{type(exc).__name__}: {exc}"
         else:
             return Sent("sent")
-        log.warning("WeChat message to %s failed: %s", recipient, error)
+        log.warning("WeChat message to %s failed: %s", mask_recipient(recipient), error)
         return Sent("failed", error=error)
 
     async def aclose(self) -> None:

@@ -7,8 +7,10 @@ arbitration), `knowledge_editor` (knowledge base), `admin` (accounts, calendar, 
 
 Passwords are hashed with scrypt (hashlib; N=2**14, r=8, p=1, 16-byte salt) and compared in
 constant time. `POST /api/auth/login` {"username", "password"} answers a bearer token, valid
-for HOTLINE_SESSION_HOURS; only its SHA-256 is stored. Five wrong passwords in a row lock the
-account for 15 minutes.
+for HOTLINE_SESSION_HOURS; only its SHA-256 is stored. There is no lock an attacker could hold:
+after a few wrong passwords for one user name from one address, that address waits before its
+next try (doubling each time, `Backoff`), and an unknown user name gets exactly the answers a
+known one gets (docs/security.md).
 
 """
 
@@ -25,7 +27,7 @@ from datetime import datetime, timedelta
 
 import asyncpg
 
-from services.storage import users
+from services.storage import login_failures, users
 
 AGENT = "agent"
 UNIT_HANDLER = "unit_handler"
@@ -36,8 +38,8 @@ ROLES = (AGENT, UNIT_HANDLER, SUPERVISOR, KNOWLEDGE_EDITOR, ADMIN)
 
 MIN_PASSWORD_CHARS = 8
 MAX_PASSWORD_CHARS = 1024
-MAX_FAILURES = 5
-LOCK_FOR = timedelta(minutes=15)
+# a run of wrong passwords is forgotten after this long without another
+FORGET_FAILURES_AFTER = timedelta(days=1)
 _SCRYPT = {"n": 2**14, "r": 8, "p": 1}
 
 
@@ -106,7 +108,9 @@ def _dummy_hash() -> str:
     return hash_password(secrets.token_hex(8))
 
 
-def check_password_rules(password: str) -> None:
+def check_password_rules(password: str, *, demo: bool = False) -> None:
+    if password == DEMO_PASSWORD and not demo:
+        raise AccountError("the demo password is published; choose another")
     if len(password) < MIN_PASSWORD_CHARS:
         raise AccountError(f"the password needs at least {MIN_PASSWORD_CHARS} characters")
     if len(password) > MAX_PASSWORD_CHARS:
@@ -127,6 +131,8 @@ async def create_user(
     role: str,
     unit: str | None = None,
     display_name: str | None = None,
+    *,
+    _demo: bool = False,
 ) -> StaffUser:
     """Create an account. Raises AccountError with a plain reason when it cannot."""
     username = username.strip()
@@ -140,7 +146,7 @@ async def create_user(
         raise AccountError("only unit handlers belong to a unit")
     if unit and not await conn.fetchval("SELECT true FROM units WHERE code = $1", unit):
         raise AccountError(f"unknown unit {unit!r}")
-    check_password_rules(password)
+    check_password_rules(password, demo=_demo)
     hashed = await asyncio.to_thread(hash_password, password)
     try:
         row = await users.create(conn, username, hashed, role, unit, display_name)
@@ -160,33 +166,80 @@ class Session:
     user: StaffUser
 
 
-class LoginLocked(Exception):
-    def __init__(self, until: datetime) -> None:
-        super().__init__(f"locked until {until.isoformat()}")
-        self.until = until
+@dataclass(frozen=True)
+class Backoff:
+    """How long an address waits after wrong passwords for one user name: nothing for the
+    first `free_failures`, then `first_seconds`, doubling up to `max_seconds`."""
+
+    free_failures: int = 3
+    first_seconds: float = 1.0
+    max_seconds: float = 900.0
+
+    def delay(self, failures: int) -> timedelta:
+        if failures < self.free_failures:
+            return timedelta(0)
+        steps = min(failures - self.free_failures, 40)  # 2**40 s is past any cap
+        return timedelta(seconds=min(self.max_seconds, self.first_seconds * 2**steps))
+
+
+class LoginBackoff(Exception):
+    """This address must wait before trying this user name again."""
+
+    def __init__(self, wait: timedelta) -> None:
+        super().__init__(f"wait {wait}")
+        self.wait = wait
+
+
+def login_key(username: str) -> str:
+    """The user name as the backoff counts it: one count for every spelling of a name."""
+    return username.strip().casefold()
 
 
 async def login(
-    pool: asyncpg.Pool, username: str, password: str, now: datetime, ttl: timedelta
+    pool: asyncpg.Pool,
+    username: str,
+    password: str,
+    now: datetime,
+    ttl: timedelta,
+    *,
+    address: str,
+    backoff: Backoff,
 ) -> Session | None:
-    """A new session for the right password; None for a wrong one. Raises LoginLocked."""
+    """A new session for the right password; None for a wrong one or an unknown user (the
+    same work is done for both, so that neither answer nor time tells them apart). Raises
+    LoginBackoff while this address must wait for this user name."""
+    key = login_key(username)
     async with pool.acquire() as conn:
+        retry_at = await login_failures.retry_at(conn, key, address)
+        if retry_at is not None and retry_at > now:
+            raise LoginBackoff(retry_at - now)
         row = await users.by_username(conn, username)
-        if row is None or not row["active"]:
-            await asyncio.to_thread(verify_password, password, _dummy_hash())
-            return None
-        if row["locked_until"] is not None and row["locked_until"] > now:
-            raise LoginLocked(row["locked_until"])
-        ok = await asyncio.to_thread(verify_password, password, row["password_hash"])
-        if not ok:
-            await users.login_failed(conn, row["id"], MAX_FAILURES, now + LOCK_FOR)
+        known = row is not None and row["active"]
+        stored = row["password_hash"] if known else _dummy_hash()
+        ok = await asyncio.to_thread(verify_password, password, stored)
+        if not (known and ok):
+            failures = await login_failures.failed(
+                conn, key, address, now, now - FORGET_FAILURES_AFTER
+            )
+            wait = backoff.delay(failures)
+            await login_failures.set_retry_at(conn, key, address, now + wait if wait else None)
             return None
         token = secrets.token_urlsafe(32)
         expires = now + ttl
         async with conn.transaction():
-            await users.login_succeeded(conn, row["id"])
+            await login_failures.clear(conn, key, address)
             await users.create_session(conn, token_hash(token), row["id"], now, expires)
     return Session(token, expires, _user(row))
+
+
+async def set_password(conn: asyncpg.Connection, username: str, password: str) -> StaffUser:
+    """A new password for an account (its sessions end). Raises AccountError."""
+    row = await users.by_username(conn, username)
+    if row is None:
+        raise AccountError(f"no account {username!r}")
+    check_password_rules(password)
+    await users.set_password(conn, row["id"], await asyncio.to_thread(hash_password, password))
+    return _user(row)
 
 
 # -- demo accounts -----------------------------------------------------------------------
@@ -212,8 +265,29 @@ async def ensure_demo_users(pool: asyncpg.Pool) -> int:
         if await users.count(conn):
             return 0
         for username, role, unit, name in DEMO_USERS:
-            await create_user(conn, username, DEMO_PASSWORD, role, unit, name)
+            await create_user(conn, username, DEMO_PASSWORD, role, unit, name, _demo=True)
     return len(DEMO_USERS)
+
+
+async def demo_password_holders(conn: asyncpg.Connection) -> list[str]:
+    """The active accounts whose password is still the published demo one. Only the demo
+    accounts can have it (`check_password_rules` refuses it otherwise), so only they are
+    checked: one scrypt each."""
+    names = {name for name, *_ in DEMO_USERS}
+    rows = [r for r in await users.all_active(conn) if r["username"] in names]
+    checks = [asyncio.to_thread(verify_password, DEMO_PASSWORD, r["password_hash"]) for r in rows]
+    hits = await asyncio.gather(*checks)
+    return [r["username"] for r, hit in zip(rows, hits, strict=True) if hit]
+
+
+async def rotate_demo_passwords(conn: asyncpg.Connection) -> dict[str, str]:
+    """A new random password for every account still on the demo password: {name: password}."""
+    fresh = {}
+    for name in await demo_password_holders(conn):
+        password = secrets.token_urlsafe(12)
+        await set_password(conn, name, password)
+        fresh[name] = password
+    return fresh
 
 
 async def user_of_token(conn: asyncpg.Connection, token: str, now: datetime) -> StaffUser | None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+
 import asyncpg
 
 
@@ -65,3 +67,25 @@ async def wechat_openid(conn: asyncpg.Connection, citizen_id: int) -> str | None
            ORDER BY created_at DESC LIMIT 1""",
         citizen_id,
     )
+
+
+# a citizen left with nothing but purged conversations and closed, purged orders
+_FORGOTTEN = """SELECT z.id FROM citizens z
+    WHERE z.created_at < $1
+      AND NOT EXISTS (SELECT 1 FROM conversations c
+                      WHERE c.citizen_id = z.id AND c.session_key NOT LIKE 'purged-%')
+      AND NOT EXISTS (SELECT 1 FROM work_orders o WHERE o.citizen_id = z.id
+                      AND (o.status <> 'closed' OR o.updated_at >= $1))"""
+
+
+async def forget(conn: asyncpg.Connection, before: datetime) -> tuple[int, int]:
+    """Drop the phones and channel identities (phones, openids, web sessions) of citizens
+    with nothing left in use; (citizens, identities) changed."""
+    identities = await conn.execute(
+        f"DELETE FROM citizen_identities WHERE citizen_id IN ({_FORGOTTEN})", before
+    )
+    phones = await conn.execute(
+        f"UPDATE citizens SET phone = NULL WHERE phone IS NOT NULL AND id IN ({_FORGOTTEN})",
+        before,
+    )
+    return int(phones.split()[-1]), int(identities.split()[-1])

@@ -90,3 +90,29 @@ async def waiting_for_agent(conn: asyncpg.Connection, limit: int = 100) -> list[
            FROM conversations WHERE mode = 'waiting_agent' ORDER BY updated_at LIMIT $1""",
         limit,
     )
+
+
+async def purgeable(conn: asyncpg.Connection, before: datetime) -> list[int]:
+    """Conversations idle (or closed) since before `before` with no open work order and no
+    call still going on: what retention may anonymise (services/storage/retention.py)."""
+    rows = await conn.fetch(
+        """SELECT c.id FROM conversations c
+           WHERE c.updated_at < $1 AND c.session_key NOT LIKE 'purged-%'
+             AND NOT EXISTS (SELECT 1 FROM work_orders o
+                             WHERE o.conversation_id = c.id AND o.status <> 'closed')
+             AND NOT EXISTS (SELECT 1 FROM voice_calls v
+                             WHERE v.conversation_id = c.id AND v.updated_at >= $1)""",
+        before,
+    )
+    return [r["id"] for r in rows]
+
+
+async def anonymise(conn: asyncpg.Connection, ids: list[int]) -> int:
+    """Close them and drop the session key (a phone or an openid on those channels; a unique
+    stand-in keeps the open-session index) and the dialogue state."""
+    done = await conn.execute(
+        """UPDATE conversations SET session_key = 'purged-' || id, dialogue = '{}',
+               mode = 'closed' WHERE id = ANY($1)""",
+        ids,
+    )
+    return int(done.split()[-1])

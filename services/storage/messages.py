@@ -93,3 +93,13 @@ async def of_open_session(
         limit,
     )
     return rows[::-1]
+
+
+async def blank(conn: asyncpg.Connection, conversation_ids: list[int]) -> int:
+    """Empty the texts (and what the NLU read in them) of these conversations' messages."""
+    done = await conn.execute(
+        """UPDATE messages SET text = '', nlu = NULL
+           WHERE conversation_id = ANY($1) AND (text <> '' OR nlu IS NOT NULL)""",
+        conversation_ids,
+    )
+    return int(done.split()[-1])

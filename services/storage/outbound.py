@@ -237,3 +237,14 @@ async def is_opted_out(conn: asyncpg.Connection, phone: str) -> bool:
         "SELECT action FROM sms_consent_events WHERE phone = $1 ORDER BY id DESC LIMIT 1", phone
     )
     return action == "opt_out"
+
+
+async def forget(conn: asyncpg.Connection, before: datetime, stand_in: str) -> int:
+    """Recipients and texts of messages handed over (or given up) before `before`."""
+    done = await conn.execute(
+        """UPDATE outbound_messages SET recipient = $2, body = ''
+           WHERE created_at < $1 AND status <> 'pending' AND recipient <> $2""",
+        before,
+        stand_in,
+    )
+    return int(done.split()[-1])

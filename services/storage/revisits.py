@@ -129,3 +129,14 @@ async def attempts(conn: asyncpg.Connection, revisit_id: int) -> list[asyncpg.Re
            FROM revisit_attempts WHERE revisit_id = $1 ORDER BY id""",
         revisit_id,
     )
+
+
+async def forget(conn: asyncpg.Connection, before: datetime) -> int:
+    """Phones, openids and comments of revisits finished before `before`."""
+    done = await conn.execute(
+        """UPDATE revisits SET phone = NULL, openid = NULL, comment = NULL
+           WHERE status = 'done' AND updated_at < $1
+             AND (phone IS NOT NULL OR openid IS NOT NULL OR comment IS NOT NULL)""",
+        before,
+    )
+    return int(done.split()[-1])

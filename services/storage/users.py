@@ -7,7 +7,7 @@ from datetime import datetime
 import asyncpg
 
 _USER_COLUMNS = """id, username, display_name, password_hash, role, unit_code, active,
-    failed_logins, locked_until, created_at"""
+    created_at"""
 
 
 async def create(
@@ -38,23 +38,16 @@ async def count(conn: asyncpg.Connection) -> int:
     return await conn.fetchval("SELECT count(*) FROM users")
 
 
-async def login_failed(
-    conn: asyncpg.Connection, user_id: int, max_failures: int, lock_until: datetime
-) -> None:
-    """Count a failed login; the max_failures-th in a row locks the account until lock_until."""
+async def all_active(conn: asyncpg.Connection) -> list[asyncpg.Record]:
+    return await conn.fetch(f"SELECT {_USER_COLUMNS} FROM users WHERE active ORDER BY id")
+
+
+async def set_password(conn: asyncpg.Connection, user_id: int, password_hash: str) -> None:
+    """A new password; every session of the account ends with it."""
+    await conn.execute("UPDATE users SET password_hash = $2 WHERE id = $1", user_id, password_hash)
     await conn.execute(
-        """UPDATE users SET failed_logins = failed_logins + 1,
-               locked_until = CASE WHEN failed_logins + 1 >= $2 THEN $3 ELSE locked_until END
-           WHERE id = $1""",
+        "UPDATE user_sessions SET revoked_at = now() WHERE user_id = $1 AND revoked_at IS NULL",
         user_id,
-        max_failures,
-        lock_until,
-    )
-
-
-async def login_succeeded(conn: asyncpg.Connection, user_id: int) -> None:
-    await conn.execute(
-        "UPDATE users SET failed_logins = 0, locked_until = NULL WHERE id = $1", user_id
     )
 
 

@@ -195,3 +195,33 @@ async def events(conn: asyncpg.Connection, call_sid: str) -> list[asyncpg.Record
     return await conn.fetch(
         "SELECT * FROM voice_call_events WHERE call_sid = $1 ORDER BY id", call_sid
     )
+
+
+_ENDED_BEFORE = "SELECT call_sid FROM voice_calls WHERE updated_at < $1 AND state = 'ended'"
+
+
+async def forget(conn: asyncpg.Connection, before: datetime) -> tuple[int, int]:
+    """Calls ended before `before`: their recordings' references, the caller's number, what
+    was heard and what Twilio reported; (calls, recordings) changed."""
+    recordings = await conn.execute(
+        f"""UPDATE voice_calls SET recording_sid = NULL, recording_url = NULL
+            WHERE recording_url IS NOT NULL AND call_sid IN ({_ENDED_BEFORE})""",
+        before,
+    )
+    calls = await conn.execute(
+        f"""UPDATE voice_calls SET from_number = NULL, caller_phone = NULL,
+                last_prompt = NULL, transferred_to = NULL
+            WHERE (from_number IS NOT NULL OR caller_phone IS NOT NULL)
+              AND call_sid IN ({_ENDED_BEFORE})""",
+        before,
+    )
+    await conn.execute(
+        f"UPDATE voice_turns SET heard = NULL WHERE heard IS NOT NULL AND call_sid IN ({_ENDED_BEFORE})",
+        before,
+    )
+    await conn.execute(
+        f"""UPDATE voice_call_events SET data = '{{}}'
+            WHERE data <> '{{}}' AND call_sid IN ({_ENDED_BEFORE})""",
+        before,
+    )
+    return int(calls.split()[-1]), int(recordings.split()[-1])

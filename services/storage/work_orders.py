@@ -399,3 +399,13 @@ async def queue_lengths(conn: asyncpg.Connection) -> dict[str, int]:
                   (SELECT count(*) FROM work_orders WHERE status = 'arbitration') AS arbitration"""
     )
     return {"dispatch": row["dispatch"], "arbitration": row["arbitration"]}
+
+
+async def forget_contacts(conn: asyncpg.Connection, before: datetime) -> int:
+    """Drop the contact phone of orders closed since before `before`."""
+    done = await conn.execute(
+        """UPDATE work_orders SET contact_phone = NULL
+           WHERE status = 'closed' AND updated_at < $1 AND contact_phone IS NOT NULL""",
+        before,
+    )
+    return int(done.split()[-1])

@@ -29,6 +29,7 @@ from typing import Protocol
 import asyncpg
 
 from services.core.clock import CHINA_TZ, Clock, next_allowed
+from services.core.pii import mask_recipient
 from services.deadlines import workdays
 from services.deadlines.timelimits import OrderClocks
 from services.jobs.scheduler import Handler, Later
@@ -289,7 +290,7 @@ class Supervision:
                 "sms", to, body, purpose, idempotency_key=key, work_order_id=order_id
             )
         except ValueError as exc:  # not a phone number: retrying will not help
-            log.warning("%s: cannot text %r: %s", purpose, to, exc)
+            log.warning("%s: cannot text %s: %s", purpose, mask_recipient(to), exc)
             return "invalid_recipient"
         return str(getattr(result, "status", None) or "sent")
 

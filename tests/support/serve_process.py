@@ -31,9 +31,10 @@ def serve_env(database_url: str, data_dir: Path, **extra: str) -> dict[str, str]
 
 
 @contextmanager
-def serving(env: dict[str, str], deadline_s: float = 300) -> Iterator[str]:
-    """Run `hotline serve` on a free loopback port until the block ends; yields its URL once
-    /healthz answers. A server that does not come up fails with the end of its output."""
+def serving(env: dict[str, str], deadline_s: float = 300, host: str = "127.0.0.1") -> Iterator[str]:
+    """Run `hotline serve` on a free port of `host` (loopback unless told) until the block
+    ends; yields its loopback URL once /healthz answers. A server that does not come up fails
+    with the end of its output."""
     port = free_port()
     # the output goes to a file: a pipe nobody reads would stop a talkative server
     log_path = Path(env["HOTLINE_DATA_DIR"]) / f"serve-{port}.log"
@@ -47,7 +48,7 @@ def serving(env: dict[str, str], deadline_s: float = 300) -> Iterator[str]:
                 "services.cli",
                 "serve",
                 "--host",
-                "127.0.0.1",
+                host,
                 "--port",
                 str(port),
             ],
