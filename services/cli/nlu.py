@@ -51,13 +51,17 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
-    from nlu.evaluate import EvalDataError, evaluate_engine, read_jsonl
+    from nlu.evaluate import EvalDataError, evaluate_engine, format_report, read_jsonl
 
     try:
         rows = read_jsonl(Path(args.data))
     except EvalDataError as exc:
         raise CliError(str(exc)) from exc
-    emit(evaluate_engine(_engine(args.engine), rows), args.json)
+    report = evaluate_engine(_engine(args.engine), rows)
+    if args.json:
+        emit(report, True)
+    else:
+        print(format_report(report))
     return 0
 
 
