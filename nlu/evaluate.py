@@ -54,11 +54,52 @@ def _percentile(values: list[float], q: float) -> float:
     return float(np.percentile(values, q)) if values else 0.0
 
 
+# What each figure of evaluate_engine counts, printed beside the figures so that no headline
+# hides the abstentions.
+FIGURE_DEFINITIONS = {
+    "unit_top1": "the first suggested unit is right, counted whether or not the engine routed "
+    "(an abstention still shows its first suggestion to the dispatcher)",
+    "unit_top3": "the right unit is among the three suggestions",
+    "routed_right": "the engine routed automatically (did not abstain) AND its lead unit is "
+    "right, over all messages with a unit: the share that needs no dispatcher",
+    "precision_when_routing": "right among the messages the engine routed automatically",
+    "abstain_rate": "share of messages left to manual dispatch (below the unit threshold)",
+    "request_type_accuracy": "request type right, over messages labelled with one of the six",
+    "intent_accuracy": "intent right over every labelled message (request types and "
+    "conversation intents)",
+}
+
+
+def _ratio(num: int, den: int) -> float | None:
+    return round(num / den, 4) if den else None
+
+
+def request_type_table(gold: list[str], predicted: list[str]) -> dict:
+    """Per request type recall, precision and support, and the confusion matrix
+    (gold type -> predicted type -> count)."""
+    matrix = {g: {p: 0 for p in REQUEST_TYPES} for g in REQUEST_TYPES}
+    for g, p in zip(gold, predicted, strict=True):
+        matrix.setdefault(g, {}).setdefault(p, 0)
+        matrix[g][p] += 1
+    per_type = {}
+    for t in REQUEST_TYPES:
+        support = sum(matrix[t].values())
+        predicted_as = sum(row.get(t, 0) for row in matrix.values())
+        per_type[t] = {
+            "support": support,
+            "recall": _ratio(matrix[t][t], support),
+            "precision": _ratio(matrix[t][t], predicted_as),
+        }
+    return {"per_type": per_type, "confusion": matrix}
+
+
 def evaluate_engine(
     engine: Engine, rows: list[LabelledMessage], *, top_confusions: int = 10
 ) -> dict:
     latencies: list[float] = []
-    unit_rows = intent_rows = top1 = top3 = intent_hits = abstained = answered_right = 0
+    unit_rows = intent_rows = top1 = top3 = intent_hits = abstained = routed_right = 0
+    rt_gold: list[str] = []
+    rt_pred: list[str] = []
     confusions: Counter[tuple[str, str]] = Counter()
     for row in rows:
         started = time.perf_counter()
@@ -66,6 +107,9 @@ def evaluate_engine(
         latencies.append((time.perf_counter() - started) * 1000)
         if row.intent:
             intent_rows += 1
+            if row.intent in REQUEST_TYPES:
+                rt_gold.append(row.intent)
+                rt_pred.append(result.request_type)
             predicted = result.request_type if row.intent in REQUEST_TYPES else result.intent
             intent_hits += predicted == row.intent
         if row.unit:
@@ -77,26 +121,72 @@ def evaluate_engine(
             if not result.unit_confident:
                 abstained += 1
             elif first == row.unit:
-                answered_right += 1
+                routed_right += 1
             if first != row.unit:
                 confusions[(row.unit, first or "-")] += 1
-    answered = unit_rows - abstained
+    routed = unit_rows - abstained
+    rt_hits = sum(g == p for g, p in zip(rt_gold, rt_pred, strict=True))
+    table = request_type_table(rt_gold, rt_pred) if rt_gold else None
     return {
         "engine": engine.name,
         "messages": len(rows),
         "unit_messages": unit_rows,
-        "unit_top1": round(top1 / unit_rows, 4) if unit_rows else None,
-        "unit_top3": round(top3 / unit_rows, 4) if unit_rows else None,
-        "intent_accuracy": round(intent_hits / intent_rows, 4) if intent_rows else None,
-        "abstain_rate": round(abstained / unit_rows, 4) if unit_rows else None,
-        "accuracy_when_answered": round(answered_right / answered, 4) if answered else None,
+        "unit_top1": _ratio(top1, unit_rows),
+        "unit_top3": _ratio(top3, unit_rows),
+        "routed_right": _ratio(routed_right, unit_rows),
+        "precision_when_routing": _ratio(routed_right, routed),
+        "abstain_rate": _ratio(abstained, unit_rows),
+        # the former name of precision_when_routing, kept for scripts that read it
+        "accuracy_when_answered": _ratio(routed_right, routed),
+        "request_type_messages": len(rt_gold),
+        "request_type_accuracy": _ratio(rt_hits, len(rt_gold)),
+        "request_types": table["per_type"] if table else None,
+        "request_type_confusion": table["confusion"] if table else None,
+        "intent_accuracy": _ratio(intent_hits, intent_rows),
         "p50_ms": round(_percentile(latencies, 50), 2),
         "p99_ms": round(_percentile(latencies, 99), 2),
         "confused_pairs": [
             {"expected": gold, "predicted": got, "count": n}
             for (gold, got), n in confusions.most_common(top_confusions)
         ],
+        "definitions": FIGURE_DEFINITIONS,
     }
+
+
+def format_report(report: dict) -> str:
+    """evaluate_engine's figures as text for a person: the headline figures with what each
+    counts, per-type recall and precision, and the request-type confusion matrix."""
+    lines = [f"engine {report['engine']}, {report['messages']} messages"]
+    if report["unit_messages"]:
+        lines.append(f"units ({report['unit_messages']} messages with a unit):")
+        for key in (
+            "unit_top1",
+            "unit_top3",
+            "routed_right",
+            "precision_when_routing",
+            "abstain_rate",
+        ):
+            lines.append(f"  {key:24} {report[key]!s:8} {FIGURE_DEFINITIONS[key]}")
+    if report["request_type_messages"]:
+        lines.append(
+            f"request type ({report['request_type_messages']} messages): accuracy "
+            f"{report['request_type_accuracy']}"
+        )
+        lines.append(f"  {'':10}{'recall':>8}{'precision':>11}{'support':>9}")
+        for t, row in report["request_types"].items():
+            lines.append(f"  {t:10}{row['recall']!s:>8}{row['precision']!s:>11}{row['support']:>9}")
+        lines.append("  confusion (rows: labelled, columns: predicted)")
+        lines.append("  " + " " * 10 + "".join(f"{t[:9]:>10}" for t in REQUEST_TYPES))
+        for g, row in report["request_type_confusion"].items():
+            lines.append(f"  {g:10}" + "".join(f"{row.get(t, 0):>10}" for t in REQUEST_TYPES))
+    if report["intent_accuracy"] is not None:
+        lines.append(f"intent accuracy (all intents): {report['intent_accuracy']}")
+    lines.append(f"parse p50 / p99: {report['p50_ms']} / {report['p99_ms']} ms")
+    if report["confused_pairs"]:
+        lines.append("most confused units (labelled -> first suggestion):")
+        for pair in report["confused_pairs"]:
+            lines.append(f"  {pair['expected']} -> {pair['predicted']}: {pair['count']}")
+    return "\n".join(lines)
 
 
 def read_csv_column_pair(path: Path, text_col: str, label_col: str) -> tuple[list[str], list[str]]:

@@ -20,7 +20,7 @@ HELDOUT_FILE = DATA_DIR / "heldout.jsonl"
 @dataclass(frozen=True)
 class Example:
     text: str
-    intent: str
+    intent: str | None  # None: a unit-only example (a dispatch decision without a type)
     unit: str | None = None
 
 

@@ -11,7 +11,7 @@ import sys
 import asyncpg
 
 from knowledgebase.service import DEMO_FAQ
-from tests.support.service import CACHE_DIR
+from tests.support.service import CACHE_DIR, NLU_MODEL_DIR
 
 
 def hotline(database_url: str, tmp_path, *args: str, embeddings: bool = False, demo: bool = False):
@@ -19,7 +19,7 @@ def hotline(database_url: str, tmp_path, *args: str, embeddings: bool = False, d
         os.environ,
         DATABASE_URL=database_url,
         HOTLINE_DATA_DIR=str(tmp_path / "data"),
-        HOTLINE_NLU_MODEL_DIR=str(CACHE_DIR / "nlu"),
+        HOTLINE_NLU_MODEL_DIR=str(NLU_MODEL_DIR),
         HOTLINE_EMBEDDING_MODEL_DIR=str(CACHE_DIR / "e5-small"),
         HOTLINE_EMBEDDINGS="1" if embeddings else "0",
         HOTLINE_DEMO_DATA="1" if demo else "0",

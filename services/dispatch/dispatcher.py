@@ -37,7 +37,7 @@ from services.deadlines.workdays import WorkCalendar
 from services.dispatch import repeats
 from services.dispatch.repeats import RepeatLink, RepeatPolicy
 from services.orders import states
-from services.storage import assists, precedents, work_orders
+from services.storage import assists, nlu_examples, precedents, work_orders
 from services.storage.work_orders import Actor
 from services.supervision.lights import Supervision
 
@@ -313,6 +313,10 @@ class Dispatcher:
             note=note,
             data={**(data or {}), "assists": assist},
         )
+        if actor.role != "system":
+            # a person's decision is a labelled example for retraining the NLU
+            # (hotline nlu retrain); the engine's own automatic choice is not
+            await nlu_examples.insert_from_order(conn, order_id, lead, kind, actor.name, at)
         await assists.remove(conn, order_id, lead)
         for unit in assist:
             if unit != lead:

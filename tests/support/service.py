@@ -17,7 +17,19 @@ from services.core.clock import FixedClock
 from tests.support.loopback import serve_on_loopback
 
 CACHE_DIR = Path(os.environ.get("HOTLINE_TEST_CACHE", Path.home() / ".cache" / "hotline-tests"))
-NLU_MODEL_DIR = CACHE_DIR / "nlu"
+
+
+def _nlu_model_dir() -> Path:
+    """The session's n-gram model, in a folder named after the model format and the training
+    data: branches with other training data (or a checkout after a data change) train their
+    own folder instead of retraining one shared folder in place under each other."""
+    from nlu.builtin import MODEL_FORMAT, data_fingerprint
+    from nlu.training_data import training_files
+
+    return CACHE_DIR / f"nlu-f{MODEL_FORMAT}-{data_fingerprint(training_files())}"
+
+
+NLU_MODEL_DIR = _nlu_model_dir()
 EMBEDDING_MODEL_DIR = CACHE_DIR / "e5-small"
 
 
