@@ -3,6 +3,15 @@ the demo base and with 5,000 entries.
 
     python bench/kb.py [--queries knowledgebase/data/eval_queries.jsonl] [--size 5000]
                        [--out bench/results/kb.json]
+    python bench/kb.py --bases [--out bench/results/kb_bases.json]
+
+--bases measures instead three bases on the blind queries (tests/data/blind/faq_queries.jsonl,
+written outside the team; measured only) and on the team's own query set: (a) the demo base as
+it is, (b) the demo base with one question per entry (alternatives dropped), (c) the demo base
+as another city's one-question .xlsx export (bench/kb_city.py), imported through the real
+import path (KnowledgeBase.import_file). Each base is loaded into its own temporary database
+and calibrated as an import would be (a base without alternatives gets the default
+calibration).
 
 Everything runs in temporary databases on the configured server (DATABASE_URL, or the
 embedded one in HOTLINE_DATA_DIR), dropped afterwards.
@@ -48,6 +57,17 @@ from services.config import Settings  # noqa: E402
 from services.nlu_loading import load_embedder_from_settings  # noqa: E402
 
 QUERIES = ROOT / "knowledgebase" / "data" / "eval_queries.jsonl"
+BLIND_QUERIES = ROOT / "tests" / "data" / "blind" / "faq_queries.jsonl"
+QUALITY_KEYS = (
+    "recall_at_1",
+    "recall_at_3",
+    "answered_correctly",
+    "false_answer_rate",
+    "unanswerable_answered",
+    "wrong_answers",
+    "p50_ms",
+    "p99_ms",
+)
 DAY = "2026-11-23"
 
 
@@ -300,6 +320,76 @@ def _now():  # noqa: ANN202
     return SystemClock().now()
 
 
+async def bases(args: argparse.Namespace) -> dict:
+    """(a) demo, (b) one question per entry, (c) another city's xlsx: blind and own queries."""
+    from datetime import date
+
+    from kb_city import demo_city_sheet
+
+    settings = Settings.from_env()
+    embedder = load_embedder_from_settings(settings)
+    demo = [FaqEntry(**row) for row in read_jsonl(DEMO_FAQ)]
+    ids = {e.id for e in demo}
+    query_sets = {
+        "blind": read_queries(BLIND_QUERIES, ids),
+        "own": read_queries(Path(args.queries), ids),
+    }
+    day = date.fromisoformat(DAY)
+    loaders = {
+        "a_demo": ("demo base as is (question + 3 alternatives per entry)", demo, None),
+        "b_one_question": (
+            "demo base, one question per entry (alternatives dropped)",
+            [e.model_copy(update={"alternatives": []}) for e in demo],
+            None,
+        ),
+        "c_city_xlsx": (
+            "another city's one-question .xlsx (bench/kb_city.py) through KnowledgeBase."
+            "import_file",
+            None,
+            demo_city_sheet(),
+        ),
+    }
+    report: dict = {
+        "embedding": getattr(embedder, "name", None),
+        "day": DAY,
+        "machine_load_average_at_start": os.getloadavg(),
+        "query_sets": {
+            name: {"file": str(p), "queries": len(q)}
+            for name, p, q in (
+                ("blind", BLIND_QUERIES, query_sets["blind"]),
+                ("own", args.queries, query_sets["own"]),
+            )
+        },
+        "bases": {},
+    }
+    for key, (what, entries, sheet) in loaders.items():
+        async with temporary_database(settings) as dsn:
+            async with open_kb(settings, dsn, embedder, demo=False) as kb:
+                if sheet is not None:
+                    imported = await kb.import_file(sheet, "xlsx", actor="bench", at=_now())
+                    assert imported.committed, imported.errors
+                    loaded = {"import": imported.to_dict()}
+                else:
+                    await kb.save_bulk(entries, actor="bench", action="import", at=_now())
+                    await kb.refresh(recalibrate=True)
+                    loaded = {}
+                c = kb.calibration
+                row: dict = {
+                    "what": what,
+                    "entries": len(kb.index),
+                    "phrasings": len(kb.index.texts),
+                    "calibration": None if c is None else c.report.get("source"),
+                    "threshold": None if c is None else round(c.threshold, 4),
+                    **loaded,
+                }
+                for name, queries in query_sets.items():
+                    m = evaluate(lambda q: kb.ask(q, day), queries)
+                    row[name] = {k: m[k] for k in QUALITY_KEYS}
+                report["bases"][key] = row
+                print(key, json.dumps({n: row[n] for n in query_sets}, ensure_ascii=False))
+    return report
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--queries", default=str(QUERIES))
@@ -307,9 +397,14 @@ def main() -> None:
     parser.add_argument(
         "--encode-synthetic", action="store_true", help="encode synthetic texts with e5 (slow)"
     )
-    parser.add_argument("--out", default=str(ROOT / "bench" / "results" / "kb.json"))
+    parser.add_argument(
+        "--bases", action="store_true", help="demo / one-question / city xlsx on the blind set"
+    )
+    parser.add_argument("--out")
     args = parser.parse_args()
-    report = asyncio.run(run(args))
+    name = "kb_bases.json" if args.bases else "kb.json"
+    args.out = args.out or str(ROOT / "bench" / "results" / name)
+    report = asyncio.run(bases(args) if args.bases else run(args))
     text = json.dumps(report, ensure_ascii=False, indent=2)
     print(text)
     out = Path(args.out)

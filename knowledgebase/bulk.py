@@ -9,12 +9,15 @@ XLSX (the header is row 1, so the first record is row 2).
 
 In CSV and XLSX, list columns (alternatives, tags, keywords) hold items separated by "|" or
 line breaks, or a JSON array. Headers may be the field names or their Chinese labels
-(问题, 相似问法, 答案, 单位, ...); a unit may be given by code or by name.
+(问题, 相似问法, 答案, 单位, ... and what cities' exports say: 知识标题, 答复口径, 主办单位, ...);
+a unit may be given by code or by name. A spreadsheet without an id column (most cities')
+gets ids derived from the questions, stable across re-imports.
 """
 
 from __future__ import annotations
 
 import csv
+import hashlib
 import io
 import json
 from collections.abc import Iterable
@@ -27,6 +30,7 @@ from pydantic import BaseModel, ValidationError
 
 from knowledgebase.models import FaqEntry, Provider
 from knowledgebase.store import ENTRY_FIELDS, PROVIDER_FIELDS
+from knowledgebase.text import normalise
 
 Kind = Literal["entries", "providers"]
 FORMATS = ("jsonl", "csv", "xlsx")
@@ -37,8 +41,19 @@ LIST_FIELDS = {"alternatives", "tags", "keywords"}
 
 HEADER_ALIASES = {
     "编号": "id",
+    "知识编号": "id",
     "问题": "question",
     "标准问题": "question",
+    # what cities' knowledge-base exports call the question and the answer
+    "知识标题": "question",
+    "标题": "question",
+    "知识内容": "answer",
+    "答复口径": "answer",
+    "答复内容": "answer",
+    "标准答案": "answer",
+    "主办单位": "unit",
+    "所属部门": "unit",
+    "责任部门": "unit",
     "相似问法": "alternatives",
     "其他问法": "alternatives",
     "相似问题": "alternatives",
@@ -315,6 +330,12 @@ def explain(exc: ValidationError) -> str:
     return "; ".join(parts)
 
 
+def derived_id(question: str) -> str:
+    """The id of an entry imported without one: the same question gets the same id, so a
+    city can re-import its spreadsheet (which has no ids of ours) to update it."""
+    return "q-" + hashlib.sha1(normalise(question).encode("utf-8")).hexdigest()[:12]
+
+
 def parse(
     data: bytes,
     fmt: str,
@@ -346,6 +367,8 @@ def parse(
         # spreadsheets often carry notes columns: say they were ignored instead of failing
         ignored = sorted(keys - known)
     names = {**(unit_names or {})}
+    # most cities' spreadsheets have no id column: each entry is then named by its question
+    derive_ids = kind == "entries" and "id" not in keys
     out = Parsed(kind=kind, format=fmt, ignored_columns=ignored)
     first_row: dict[str, int] = {}
     for number, raw in raw_rows:
@@ -358,6 +381,8 @@ def parse(
         if tabular:
             raw = {k: v for k, v in raw.items() if k in known}
         record = _normalise(raw, kind, tabular, names)
+        if derive_ids and isinstance(record.get("question"), str) and record["question"].strip():
+            record["id"] = derived_id(record["question"])
         row_id = record.get("id") if isinstance(record.get("id"), str) else None
         try:
             item = model(**record)
@@ -368,8 +393,9 @@ def parse(
             out.errors.append(RowError(number, str(exc), row_id))
             continue
         if item.id in first_row:
+            what = "the same question" if derive_ids else f"id {item.id}"
             out.errors.append(
-                RowError(number, f"id {item.id} is already on row {first_row[item.id]}", item.id)
+                RowError(number, f"{what} is already on row {first_row[item.id]}", item.id)
             )
             continue
         if (

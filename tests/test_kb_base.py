@@ -274,3 +274,31 @@ async def test_quality_on_the_separately_written_queries(service):
     assert m["recall_at_1"] >= 0.92, m
     assert m["recall_at_3"] >= 0.98, m
     assert m["false_answer_rate"] <= 0.05, m
+
+
+def test_a_city_export_without_ids_imports_with_ids_from_its_questions():
+    """知识标题/答复口径/主办单位 as cities export them; no id column: ids come from the
+    questions (the same on re-import); a repeated question is a row error."""
+    book = Workbook()
+    sheet = book.active
+    sheet.append(["序号", "知识标题", "答复口径", "主办单位", "发布日期"])
+    sheet.append(
+        [1, "公积金提取到账要多久", "您好！一般3个工作日内到账。", "市住房公积金中心", None]
+    )
+    sheet.append([2, "居住证怎么办理", "您好！到居住地派出所办理。", "police", None])
+    sheet.append([3, "公积金提取到账要多久？", "您好！重复的一行。", "police", None])
+    buffer = io.BytesIO()
+    book.save(buffer)
+    names = {"市住房公积金中心": "housing-fund"}
+    parsed = bulk.parse(
+        buffer.getvalue(), "xlsx", unit_codes={"housing-fund", "police"}, unit_names=names
+    )
+    assert parsed.kind == "entries" and parsed.ignored_columns == ["发布日期", "序号"]
+    first, second = (item for _, item in parsed.records)
+    assert first.question == "公积金提取到账要多久" and first.unit == "housing-fund"
+    assert first.id == bulk.derived_id("公积金提取到账要多久") != second.id
+    assert first.id.startswith("q-") and first.answer.startswith("您好")
+    # the third row asks the first row's question again (punctuation aside)
+    assert [(e.row, e.reason) for e in parsed.errors] == [
+        (4, "the same question is already on row 2")
+    ]

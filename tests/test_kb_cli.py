@@ -7,6 +7,7 @@ import json
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import asyncpg
 
@@ -118,6 +119,28 @@ async def test_ask_and_eval(database_url, tmp_path):
     assert metrics["recall_at_3"] >= metrics["recall_at_1"] > 0.3
     # the temporary database is gone, the configured one untouched
     assert await count(database_url, server_dbs) == before
+
+    # the same base as another city's spreadsheet (unit names, 知识标题/答复口径) is read as
+    # `kb import` reads it, and gives the same figures
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
+    from kb_city import city_sheet
+
+    from knowledgebase.models import FaqEntry
+    from services.config import DEFAULT_UNITS_FILE
+    from services.core.unit_directory import load_units
+
+    units = load_units(DEFAULT_UNITS_FILE)
+    xlsx = tmp_path / "city.xlsx"
+    xlsx.write_bytes(
+        city_sheet([FaqEntry(**r) for r in rows], {c: units.name(c) for c in units.codes})
+    )
+    done = hotline(
+        database_url, tmp_path, "eval", "--kb", str(xlsx), "--queries", str(q_file), "--json"
+    )
+    assert done.returncode == 0, done.stderr
+    city = json.loads(done.stdout)
+    assert city["entries"] == 60 and city["unknown_units"] == 0
+    assert city["answerable"] == 30 and city["recall_at_3"] >= city["recall_at_1"] > 0.3
 
     q_file.write_text('{"query": "有效的问题", "faq_id": "faq-0001"}\n{"query": ""}\n', "utf-8")
     done = hotline(database_url, tmp_path, "eval", "--kb", str(kb_file), "--queries", str(q_file))

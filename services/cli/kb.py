@@ -171,14 +171,25 @@ def cmd_eval(args: argparse.Namespace) -> int:
     from knowledgebase import bulk
     from knowledgebase.evaluation import QueryFileError, evaluate, read_queries
     from services.cli.kb_tools import open_kb, temporary_database
+    from services.core.unit_directory import load_units
 
     settings = settings_from_env()
+    units = load_units(settings.units_file)
+    # JSONL as before; a city's spreadsheet (.csv, .xlsx) is read as `kb import` reads it
+    fmt = Path(args.kb).suffix.lower().lstrip(".")
+    fmt = fmt if fmt in ("csv", "xlsx") else "jsonl"
     try:
-        parsed = bulk.parse(_read_file(args.kb), "jsonl", kind="entries")
+        parsed = bulk.parse(
+            _read_file(args.kb),
+            fmt,
+            kind="entries",
+            unit_names={units.name(c): c for c in units.codes},
+        )
     except bulk.ImportFileError as exc:
         raise CliError(f"{args.kb}: {exc}") from exc
     if parsed.errors:
-        shown = "; ".join(f"line {e.row}: {e.reason}" for e in parsed.errors[:20])
+        where = "line" if fmt == "jsonl" else "row"
+        shown = "; ".join(f"{where} {e.row}: {e.reason}" for e in parsed.errors[:20])
         raise CliError(f"{args.kb}: {len(parsed.errors)} bad lines: {shown}")
     entries = [e for _, e in parsed.records]
     try:
@@ -192,9 +203,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
         raise CliError(f"--day must be a date like 2026-11-23, got {args.day!r}") from exc
 
     async def run() -> dict[str, Any]:
-        from services.core.unit_directory import load_units
-
-        codes = set(load_units(settings.units_file).codes)
+        codes = set(units.codes)
         # the evaluated base may name units of another city: keep the entries, drop the link
         unknown = sum(1 for e in entries if e.unit and e.unit not in codes)
         local = [
@@ -315,7 +324,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     ask.set_defaults(func=cmd_ask)
 
     ev = kb.add_parser("eval", help="evaluate on a base and labelled queries, in a temporary store")
-    ev.add_argument("--kb", required=True, help='JSONL lines {"id","question","answer","unit"}')
+    ev.add_argument(
+        "--kb",
+        required=True,
+        help='JSONL lines {"id","question","answer","unit"}, or a .csv/.xlsx as for kb import',
+    )
     ev.add_argument("--queries", required=True, help='JSONL lines {"query","faq_id" or null}')
     ev.add_argument("--day", help="answer as on this day (validity dates); default today")
     ev.add_argument("--json", action="store_true")
