@@ -6,11 +6,10 @@ import re
 import warnings
 from functools import cached_property
 
+from nlu import phones as phone_numbers
 from nlu.gazetteer import Gazetteer, Hit
 from nlu.types import Address, Entities
 
-# Mainland mobiles (with an optional +86) and landlines with an area code.
-_PHONE = re.compile(r"(?<!\d)(?:\+?86[- ]?)?(1[3-9]\d[- ]?\d{4}[- ]?\d{4}|0\d{2,3}-?\d{7,8})(?!\d)")
 # 20261123-0042: eight digits of date, a dash, a daily sequence of four to six digits.
 _REQUEST_NUMBER = re.compile(r"(?<!\d)(20\d{2}[01]\d[0-3]\d)-?(\d{4,6})(?!\d)")
 _TIME = re.compile(
@@ -61,7 +60,8 @@ _NOT_PLACE_START = set(
 
 
 def find_phones(text: str) -> list[str]:
-    return [re.sub(r"[- ]", "", m.group(1)) for m in _PHONE.finditer(text)]
+    """Phone numbers in canonical form, in order (see `nlu.phones`)."""
+    return [p.phone for p in phone_numbers.find(text)]
 
 
 def find_request_numbers(text: str) -> list[str]:
@@ -86,10 +86,11 @@ class EntityExtractor:
     def extract(self, text: str) -> Entities:
         # Numbers first, so that digits of a phone or request number are not read as an address.
         masked = _REQUEST_NUMBER.sub(lambda m: "#" * len(m.group(0)), text)
-        phones = find_phones(masked)
-        masked = _PHONE.sub(lambda m: "#" * len(m.group(0)), masked)
+        found = phone_numbers.find(masked)
+        for p in found:
+            masked = masked[: p.start] + "#" * (p.end - p.start) + masked[p.end :]
         return Entities(
-            phones=phones,
+            phones=[p.phone for p in found],
             request_numbers=find_request_numbers(text),
             address=self.address(masked),
             times=find_times(masked),
