@@ -28,7 +28,7 @@ CITY_AREA_CODE = "0595"
 
 # One character per digit, so positions in the converted text are positions in the original.
 _DIGIT_CHARS = "零〇○幺一二两三四五六七八九０１２３４５６７８９"
-_DIGIT_VALUES = "00011223456789" "0123456789"
+_DIGIT_VALUES = "000112234567890123456789"
 _TO_DIGITS = str.maketrans(_DIGIT_CHARS, _DIGIT_VALUES)
 _D = f"[0-9{_DIGIT_CHARS}]"
 # A run read out digit by digit: seven or more digits, a space, dash or comma between groups
@@ -76,7 +76,10 @@ def canonical_of(number: PhoneNumber) -> str:
         return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
     national = phonenumbers.national_significant_number(number)
     kind = phonenumbers.number_type(number)
-    if kind in (PhoneNumberType.MOBILE, PhoneNumberType.FIXED_LINE_OR_MOBILE) and national[0] == "1":
+    if (
+        kind in (PhoneNumberType.MOBILE, PhoneNumberType.FIXED_LINE_OR_MOBILE)
+        and national[0] == "1"
+    ):
         return national
     if kind in (PhoneNumberType.TOLL_FREE, PhoneNumberType.SHARED_COST, PhoneNumberType.UAN):
         return national  # 400/800 numbers are dialled without a trunk 0
