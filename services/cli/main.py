@@ -10,6 +10,7 @@ import sys
 import asyncpg
 from aiohttp import web
 
+from services.cli import chat as cli_chat
 from services.cli import config as cli_config
 from services.cli import kb as cli_kb
 from services.cli import nlu as cli_nlu
@@ -56,6 +57,7 @@ def build_parser() -> argparse.ArgumentParser:
     cli_dispatch.register(sub)
     cli_kb.register(sub)
     cli_config.register(sub)
+    cli_chat.register(sub)
     return parser
 
 
