@@ -81,7 +81,17 @@ def _flags(entities: Entities | None) -> list[str]:
 
 def _length_bucket(text: str) -> str:
     n = len(text)
-    return "LEN1" if n <= 1 else "LEN2" if n <= 3 else "LEN3" if n <= 6 else "LEN4" if n <= 12 else "LEN5"
+    return (
+        "LEN1"
+        if n <= 1
+        else "LEN2"
+        if n <= 3
+        else "LEN3"
+        if n <= 6
+        else "LEN4"
+        if n <= 12
+        else "LEN5"
+    )
 
 
 def features(doc: str) -> list[str]:
@@ -112,9 +122,7 @@ class DialogueActModel:
         self.allowed = allowed
 
     @classmethod
-    def train(
-        cls, examples: Iterable[Example], entities_of=None
-    ) -> DialogueActModel:
+    def train(cls, examples: Iterable[Example], entities_of=None) -> DialogueActModel:
         """`entities_of(text)` gives a training text's entities, as the parse would at run
         time; without it the model learns from the words alone."""
         docs, labels = [], []
