@@ -186,3 +186,37 @@ def default_model() -> DialogueActModel:
     model = DialogueActModel.train(load_examples(), entity_reader())
     model.seconds = time.perf_counter() - started  # type: ignore[attr-defined]
     return model
+
+
+def read_heldout(path: Path = HELDOUT_FILE) -> list[dict]:
+    """`{"text", "state", "act"}` per line: replies written apart from the training data."""
+    import json
+
+    rows = []
+    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+        if line.strip():
+            row = json.loads(line)
+            if row.get("state") not in STATES or row.get("act") not in ACTS:
+                raise ValueError(f"{path}:{number}: bad state or act in {row}")
+            rows.append(row)
+    return rows
+
+
+def evaluate(model: DialogueActModel, rows: list[dict], entities_of=None) -> dict:
+    """Accuracy on held-out replies, overall and per state, with the mistakes."""
+    wrong = []
+    per_state: dict[str, list[int]] = {}
+    for row in rows:
+        entities = entities_of(row["text"]) if entities_of else None
+        found = model.classify(row["text"], row["state"], entities)
+        ok = found.act == row["act"]
+        per_state.setdefault(row["state"], []).append(int(ok))
+        if not ok:
+            wrong.append({**row, "predicted": found.act, "confidence": round(found.confidence, 3)})
+    total = sum(sum(v) for v in per_state.values())
+    return {
+        "replies": len(rows),
+        "accuracy": round(total / len(rows), 4) if rows else 0.0,
+        "per_state": {s: round(sum(v) / len(v), 4) for s, v in sorted(per_state.items())},
+        "mistakes": wrong,
+    }

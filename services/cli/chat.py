@@ -26,6 +26,11 @@ def cmd_eval(args: argparse.Namespace) -> int:
         if args.limit < 1:
             raise CliError("--limit must be at least 1")
         dialogues = dialogues[: args.limit]
+    if args.ids:
+        wanted = set(args.ids.split(","))
+        dialogues = [d for d in dialogues if d.id in wanted]
+        if not dialogues:
+            raise CliError(f"no dialogue with the ids {args.ids}")
     channels = ["web", "sms", "phone"] if args.channel == "all" else [args.channel]
     try:
         results = asyncio.run(evaluate(dialogues, channels))
@@ -36,7 +41,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
         print(json.dumps(out, ensure_ascii=False, indent=2))
     else:
         for result in results:
-            _print(result)
+            _print(result, args.transcripts)
     return 0
 
 
@@ -63,7 +68,7 @@ async def evaluate(dialogues: list, channels: list[str]) -> list[dict[str, Any]]
     return results
 
 
-def _print(result: dict[str, Any]) -> None:
+def _print(result: dict[str, Any], transcripts: bool = False) -> None:
     print(
         f"channel {result['channel']}: {result['completed']} of {result['dialogues']} "
         f"completed as expected ({100 * result['share']:.1f} %)"
@@ -71,6 +76,11 @@ def _print(result: dict[str, Any]) -> None:
     for f in result["failures"]:
         reply = f["last_reply"].replace("\n", " ")
         print(f"  {f['id']}: {f['why']} — last reply: {reply[:160]}", file=sys.stdout)
+        if transcripts:
+            for t in f["transcript"]:
+                print(f"      > {t['citizen']}  [{t['act'] or '-'}]")
+                for line in t["bot"]:
+                    print(f"      < {line[:200]}".replace("\n", " "))
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -88,5 +98,9 @@ def register(sub: argparse._SubParsersAction) -> None:
         "punctuation, the caller's number known; all: the three, one after the other",
     )
     ev.add_argument("--limit", type=int, help="only the first N dialogues")
+    ev.add_argument("--ids", help="only these dialogues (comma-separated ids)")
+    ev.add_argument(
+        "--transcripts", action="store_true", help="print each failure's turns and replies"
+    )
     ev.add_argument("--json", action="store_true", help="print the result as JSON")
     ev.set_defaults(func=cmd_eval)

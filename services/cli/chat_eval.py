@@ -53,6 +53,8 @@ class Outcome:
     lead_unit: str | None = None
     mode: str = "bot"
     emergency: list[str] = field(default_factory=list)
+    # each turn as the service got it, and what the bot said
+    transcript: list[dict[str, Any]] = field(default_factory=list)
 
 
 def read_dialogues(path: Path) -> list[Dialogue]:
@@ -113,10 +115,12 @@ async def run_dialogue(
     caller = None if channel == "web" else _CALLER.format(index % 10000)
     session = f"eval-{uuid.uuid4().hex[:12]}"
     results: list[TurnResult] = []
+    said_texts: list[str] = []
     for turn_no, text in enumerate(dialogue.turns):
         said = speech_text(text) if channel == "phone" else text
         if not said:
             continue
+        said_texts.append(said)
         results.append(
             await service.handle(
                 Inbound(
@@ -128,7 +132,16 @@ async def run_dialogue(
                 )
             )
         )
-    return await judge(service, dialogue, results)
+    outcome = await judge(service, dialogue, results)
+    outcome.transcript = [
+        {
+            "citizen": text,
+            "act": (r.nlu or {}).get("dialogue_act", {}).get("act"),
+            "bot": r.replies,
+        }
+        for text, r in zip(said_texts, results, strict=True)
+    ]
+    return outcome
 
 
 async def judge(
@@ -201,6 +214,7 @@ def summary(outcomes: list[Outcome], channel: str) -> dict[str, Any]:
                 "request_number": o.request_number,
                 "lead_unit": o.lead_unit,
                 "mode": o.mode,
+                "transcript": o.transcript,
             }
             for o in failed
         ],

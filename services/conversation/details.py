@@ -11,6 +11,8 @@ from typing import Any
 from nlu.types import ParseResult
 
 MAX_LOCATION_CHARS = 200
+# Characters beyond a detail's own words from which a reply also says more about the matter.
+EXTRA_WORDS = 15
 
 # Where a correction's new value starts: after the last of these ("不是A，是B", "改成B").
 _NEW_VALUE = re.compile(r"(?:改成|改为|换成|改到|应该是|应为|其实是|实际是|是在|在|是)[:：]?")
@@ -30,6 +32,30 @@ _CHINESE_ORDINAL = {"一": 1, "二": 2, "两": 2, "三": 3, "四": 4, "五": 5}
 
 def compact(text: str) -> str:
     return _PUNCT.sub("", unicodedata.normalize("NFKC", text))
+
+
+# The request types' own names, as a bare announcement says them; 反映 names no type yet.
+_TYPE_WORDS = (
+    ("投诉", "complain"),
+    ("举报", "report"),
+    ("建议", "suggest"),
+    ("求助", "seek_help"),
+    ("表扬", "praise"),
+    ("咨询", "consult"),
+    ("问", "consult"),
+    ("反映", ""),
+    ("反应", ""),
+)
+
+
+def announced_type(text: str) -> str | None:
+    """For a bare announcement ("我要投诉", "投诉一下", "我想反映个问题"): the request type
+    it names ("" when it names none); None for any other message."""
+    if not announces_only(text):
+        return None
+    key = compact(text)
+    found = [(key.find(word), kind) for word, kind in _TYPE_WORDS if word in key]
+    return min(found)[1] if found else None
 
 
 def announces_only(text: str) -> bool:
@@ -61,6 +87,22 @@ def take_details(draft: dict, parse: ParseResult, *, replace: bool) -> list[str]
     return taken
 
 
+class _Kept:
+    """An address already in the draft, kept as it was."""
+
+    def __init__(self, fields: dict) -> None:
+        self.__dict__.update(fields)
+
+
+def extra_words(parse: ParseResult) -> int:
+    """How many characters a reply has beside the place and phones found in it."""
+    rest = parse.text
+    if parse.entities.address is not None:
+        rest = rest.replace(parse.entities.address.text, "")
+    rest = re.sub(r"[0-9零〇一幺二两三四五六七八九\-－ ]{7,}", "", rest)
+    return len(compact(rest))
+
+
 def new_value(text: str) -> str:
     """The part of a correction after its last "改成 / 是 / 应该是…": the new value."""
     tail = text.strip()
@@ -84,6 +126,10 @@ def apply_correction(draft: dict, parse: ParseResult, place_of) -> str:
         address = place_of(tail) if tail else None
         address = address or parse.entities.address
         location = address.text if address is not None else tail
+        if address is None and draft.get("location"):
+            # "是五排不是三排": a part of the place, kept beside what was said before
+            location = f"{draft['location']}（更正：{text}）"
+            address = None if not draft.get("address") else _Kept(draft["address"])
         if location:
             draft["location"] = location[:MAX_LOCATION_CHARS]
             draft["address"] = address_dict(address)

@@ -5,15 +5,26 @@ happens, so nothing a citizen sent is lost if a later step fails; the client mes
 makes a resend return the replies already given instead of acting twice. Then one turn runs
 with the conversation row locked, so the messages of one conversation are handled in order.
 
-The dialogue is an explicit state machine kept in `conversations.dialogue`:
+The dialogue is an explicit state machine kept in `conversations.dialogue`. Every reply in a
+waiting state is read as a dialogue act in that state (nlu/dialogue_acts.py: affirm, deny,
+cancel, correct, provide_info, thanks, not_resolved, choose, ask_human, new_request,
+emergency), not by exact words:
 
-    idle ──request──▶ await_location ──▶ await_phone ──▶ await_confirm ──确认──▶ idle (filed)
-      │                    (each step is skipped when the detail is already known)
-      ├──consult answered──▶ await_feedback ──是/否──▶ idle
-      ├──consult, base unsure (text chat)──▶ await_kb_choice ──序号──▶ await_feedback
-      │                                        └──都不是──▶ the consultation is filed as a request
+    idle ──request──▶ await_location ──▶ await_phone ──▶ await_confirm ──affirm──▶ idle (filed)
+      │   (each step is skipped when the detail is known: a place or phone of any earlier
+      │    turn counts; a place given for the phone is used; correct/deny at the read-back
+      │    change the draft and read it back again; cancel drops it in any waiting state)
+      ├──"我要投诉" alone──▶ await_details ──the matter──▶ (as a request)
+      ├──consult answered──▶ await_feedback ──thanks──▶ idle (rated helpful, nothing filed)
+      │                                      └──not_resolved──▶ await_offer ──affirm──▶ the
+      │                                           question filed as a consultation
+      │                                           ──ask_human──▶ waiting_agent ──cancel──▶ idle
+      ├──consult, base unsure (text chat)──▶ await_kb_choice ──choose──▶ await_feedback
+      │                                        └──deny (none fits)──▶ filed as a request
       ├──progress without a number──▶ await_request_number ──▶ idle
-      └──人工 / unsure twice──▶ conversation mode waiting_agent (the bot stops answering)
+      └──人工 / ask_human / unsure twice──▶ conversation mode waiting_agent (the bot stops)
+
+An emergency interrupts any state (advice to call 110/119/120; nothing is filed).
 
 Beside the state, `dialogue["revisits"]` lists the revisits whose questions were posted into
 this chat (`ask_revisit`, for citizens who filed on the web), newest last, whatever the state
@@ -30,7 +41,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import TYPE_CHECKING, Any, Protocol
 
 import asyncpg
@@ -43,10 +54,13 @@ from nlu.emergency import cues as emergency_cues
 from nlu.types import REQUEST_TYPES, Engine, ParseResult
 from services.conversation import replies
 from services.conversation.details import (
+    EXTRA_WORDS,
     MAX_LOCATION_CHARS,
+    announced_type,
     announces_only,
     apply_correction,
     choice_number,
+    extra_words,
     take_details,
 )
 from services.core.clock import Clock
@@ -299,8 +313,11 @@ class _Dialogue:
         family = _STATE_FAMILY.get(self.state)
         if family is None:
             if parse.intent == "human":
-                self.handoff("asked_for_agent", replies.HANDOFF)
-                return
+                if self.wants_a_person(parse):
+                    self.handoff("asked_for_agent", replies.HANDOFF)
+                    return
+                # not a person wanted: what kind of request the message is, then
+                parse = replace(parse, intent=parse.request_type)
             await self.on_idle(parse)
             return
         # A reply in a waiting state is read as a dialogue act in that state.
@@ -339,6 +356,13 @@ class _Dialogue:
         if parse.entities.request_numbers:
             await self.report_progress(parse.entities.request_numbers[0])
             return
+        kind = announced_type(parse.text)
+        if kind is not None:
+            # "我要投诉" alone: the matter comes next, and it is the order's text
+            self.d["announced"] = kind
+            self.d["state"] = "await_details"
+            self.say(replies.ASK_DETAILS)
+            return
         intent = parse.intent
         if intent == "query_progress":
             await self.ask_request_number()
@@ -368,6 +392,11 @@ class _Dialogue:
             self.handoff("bot_unsure", replies.HANDOFF_UNSURE)
         else:
             self.say(replies.NOT_UNDERSTOOD)
+
+    def wants_a_person(self, parse: ParseResult) -> bool:
+        """The message classifier's "human", checked by the dialogue acts: "我要投诉" is a
+        request, not a wish for an agent."""
+        return self.s.acts.classify(parse.text, "confirm", parse.entities).act == "ask_human"
 
     def thanks_to_bot(self, parse: ParseResult) -> bool:
         found = self.s.acts.classify(parse.text, "kb_answer", parse.entities)
@@ -480,28 +509,21 @@ class _Dialogue:
         }
         take_details(draft, parse, replace=True)
         self.d["draft"] = draft
-        if announces_only(parse.text):
-            # "我要投诉" alone: the matter comes next, and it is the order's text
-            self.d["state"] = "await_details"
-            self.say(replies.ASK_DETAILS)
-            return
-        if draft["request_type"] == "praise":
-            await self.file()
-            return
         await self.ask_next()
 
     async def on_details(self, parse: ParseResult, act: DialogueAct) -> None:
-        draft = self.d["draft"]
+        """The turn after a bare announcement: the matter itself, the order's text."""
         if announces_only(parse.text):
             self.say(replies.ASK_DETAILS)
             return
-        draft["content"] = parse.text.strip()
-        draft.pop("units", None)
-        take_details(draft, parse, replace=True)
-        if draft["request_type"] == "praise":
-            await self.file()
+        kind = self.d.pop("announced", "")
+        self.d["state"] = "idle"
+        self.remember_details(parse)
+        if kind in REQUEST_TYPES and kind != "consult":
+            self.unsure(reset=True)
+            await self.start_request(parse, request_type=kind)
             return
-        await self.ask_next()
+        await self.on_idle(parse)  # a question, or a matter whose kind the words tell
 
     async def ask_next(self) -> None:
         draft = self.d["draft"]
@@ -532,9 +554,19 @@ class _Dialogue:
         draft[f"asked_{what}"] = int(draft.get(f"asked_{what}", 0)) + 1
         return draft[f"asked_{what}"]
 
+    def more_of_the_matter(self, parse: ParseResult, act: DialogueAct) -> None:
+        """Words beyond the detail asked for ("在市医院 三楼那个医生态度很差") belong to
+        the matter: they are added to the draft's text."""
+        draft = self.d["draft"]
+        if act.act in ("new_request", "correct") or extra_words(parse) >= EXTRA_WORDS:
+            draft["content"] = f"{draft['content']}\n{parse.text.strip()}"
+            draft.pop("units", None)
+
     async def on_location(self, parse: ParseResult, act: DialogueAct) -> None:
         draft = self.d["draft"]
         taken = take_details(draft, parse, replace=True)
+        if taken:
+            self.more_of_the_matter(parse, act)
         if "location" not in taken:
             if act.act in ("new_request", "correct") and self.asked_again("location") < 2:
                 # more about the matter, not the place: keep the words, ask for the place again
@@ -552,8 +584,13 @@ class _Dialogue:
     async def on_phone(self, parse: ParseResult, act: DialogueAct) -> None:
         draft = self.d["draft"]
         taken = take_details(draft, parse, replace=True)
+        if taken:
+            self.more_of_the_matter(parse, act)
         if "phone" in taken:
             await self.ask_next()
+            return
+        if act.act == "correct" and apply_correction(draft, parse, self.place_of) == "location":
+            await self.ask_next()  # "地址说错了，是…": changed, and the phone asked again
             return
         if act.act == "deny":
             draft["phone_declined"] = True  # an anonymous request is still filed
@@ -704,6 +741,7 @@ class _Dialogue:
             return
         if act.act in ("not_resolved", "deny"):
             await self.rate_answer(False)
+            self.remember_details(parse)  # a place or phone said with it, for the filing
             # the question stays: filed for the unit to answer, if the citizen wants
             self.d["state"] = "await_offer"
             self.say(replies.KB_UNRESOLVED_OFFER)
