@@ -497,7 +497,9 @@ class _Dialogue:
 
     # -- filing a request ----------------------------------------------------------------
 
-    async def start_request(self, parse: ParseResult, request_type: str | None = None) -> None:
+    async def start_request(
+        self, parse: ParseResult, request_type: str | None = None, *, agreed: bool = False
+    ) -> None:
         phone = self.inbound.phone or await citizens.phone_of(self.conn, self.convo.citizen_id)
         known = self.d.pop("known", {})
         draft: dict[str, Any] = {
@@ -509,7 +511,7 @@ class _Dialogue:
         }
         take_details(draft, parse, replace=True)
         self.d["draft"] = draft
-        await self.ask_next()
+        await self.ask_next(agreed=agreed)
 
     async def on_details(self, parse: ParseResult, act: DialogueAct) -> None:
         """The turn after a bare announcement: the matter itself, the order's text."""
@@ -525,7 +527,9 @@ class _Dialogue:
             return
         await self.on_idle(parse)  # a question, or a matter whose kind the words tell
 
-    async def ask_next(self) -> None:
+    async def ask_next(self, *, agreed: bool = False) -> None:
+        """Ask for what is missing, else read the draft back; `agreed`: the citizen has
+        just asked for it to be filed, so with nothing missing it is filed at once."""
         draft = self.d["draft"]
         if draft["request_type"] in NEEDS_LOCATION and not draft.get("location"):
             self.d["state"] = "await_location"
@@ -537,6 +541,8 @@ class _Dialogue:
         ):
             self.d["state"] = "await_phone"
             self.say(replies.ASK_PHONE)
+        elif agreed:
+            await self.file()
         else:
             self.d["state"] = "await_confirm"
             lead = await self.s.dispatcher.preview(
@@ -613,11 +619,14 @@ class _Dialogue:
     async def on_confirm(self, parse: ParseResult, act: DialogueAct) -> None:
         draft = self.d["draft"]
         if act.act == "affirm":
-            changed = take_details(draft, parse, replace=True)
-            if not changed:
+            # "对，电话是…": read back again with the new number. Only a phone: the place
+            # reader finds places in remarks ("提交，让镇政府管一管") that are none.
+            new_phone = parse.entities.phones[-1] if parse.entities.phones else None
+            if new_phone is None or new_phone == draft.get("phone"):
                 await self.file()
                 return
-            await self.ask_next()  # "对，电话是…": read back again with the new value
+            draft["phone"] = new_phone
+            await self.ask_next()
             return
         if act.act == "deny":
             self.say(replies.ASK_WHAT_TO_CHANGE)
@@ -762,7 +771,8 @@ class _Dialogue:
             original = await asyncio.to_thread(self.s.nlu.parse, question or parse.text)
             self.remember_details(parse)
             self.unsure(reset=True)
-            await self.start_request(original, request_type="consult")
+            # the citizen has just said "file it": with nothing left to ask, it is filed
+            await self.start_request(original, request_type="consult", agreed=True)
             return
         if act.act in ("cancel", "deny", "thanks"):
             self.say(replies.KB_DONE)
