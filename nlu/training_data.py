@@ -14,6 +14,9 @@ import yaml
 
 DATA_DIR = Path(__file__).resolve().parent / "data"
 TRAINING_DIR = DATA_DIR / "training"
+# Dialogue acts (nlu/dialogue_acts.py): replies read in the state the bot waits in. Kept apart
+# from TRAINING_DIR, whose every intent the message classifier learns.
+DIALOGUE_DIR = DATA_DIR / "dialogue"
 HELDOUT_FILE = DATA_DIR / "heldout.jsonl"
 
 
@@ -22,6 +25,8 @@ class Example:
     text: str
     intent: str | None  # None: a unit-only example (a dispatch decision without a type)
     unit: str | None = None
+    # the dialogue state a dialogue-act example answers (`metadata: {state: ...}`)
+    state: str | None = None
 
 
 class TrainingDataError(ValueError):
@@ -65,8 +70,9 @@ def read_file(path: Path) -> list[Example]:
         meta = entry.get("metadata") or {}
         for text, item_meta in _example_texts(entry.get("examples"), path):
             unit = item_meta.get("unit", meta.get("unit"))
+            state = item_meta.get("state", meta.get("state"))
             if text:
-                examples.append(Example(text=text, intent=str(intent), unit=unit))
+                examples.append(Example(text=text, intent=str(intent), unit=unit, state=state))
     return examples
 
 

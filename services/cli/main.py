@@ -10,6 +10,7 @@ import asyncpg
 from aiohttp import web
 
 from services.cli import apikeys as cli_apikeys
+from services.cli import chat as cli_chat
 from services.cli import config as cli_config
 from services.cli import data as cli_data
 from services.cli import deploy as cli_deploy
@@ -72,6 +73,7 @@ def build_parser() -> argparse.ArgumentParser:
     cli_deploy.register(sub)
     cli_apikeys.register(sub)
     cli_data.register(sub)
+    cli_chat.register(sub)
     return parser
 
 

@@ -5,15 +5,26 @@ happens, so nothing a citizen sent is lost if a later step fails; the client mes
 makes a resend return the replies already given instead of acting twice. Then one turn runs
 with the conversation row locked, so the messages of one conversation are handled in order.
 
-The dialogue is an explicit state machine kept in `conversations.dialogue`:
+The dialogue is an explicit state machine kept in `conversations.dialogue`. Every reply in a
+waiting state is read as a dialogue act in that state (nlu/dialogue_acts.py: affirm, deny,
+cancel, correct, provide_info, thanks, not_resolved, choose, ask_human, new_request,
+emergency), not by exact words:
 
-    idle ──request──▶ await_location ──▶ await_phone ──▶ await_confirm ──确认──▶ idle (filed)
-      │                    (each step is skipped when the detail is already known)
-      ├──consult answered──▶ await_feedback ──是/否──▶ idle
-      ├──consult, base unsure (text chat)──▶ await_kb_choice ──序号──▶ await_feedback
-      │                                        └──都不是──▶ the consultation is filed as a request
+    idle ──request──▶ await_location ──▶ await_phone ──▶ await_confirm ──affirm──▶ idle (filed)
+      │   (each step is skipped when the detail is known: a place or phone of any earlier
+      │    turn counts; a place given for the phone is used; correct/deny at the read-back
+      │    change the draft and read it back again; cancel drops it in any waiting state)
+      ├──"我要投诉" alone──▶ await_details ──the matter──▶ (as a request)
+      ├──consult answered──▶ await_feedback ──thanks──▶ idle (rated helpful, nothing filed)
+      │                                      └──not_resolved──▶ await_offer ──affirm──▶ the
+      │                                           question filed as a consultation
+      │                                           ──ask_human──▶ waiting_agent ──cancel──▶ idle
+      ├──consult, base unsure (text chat)──▶ await_kb_choice ──choose──▶ await_feedback
+      │                                        └──deny (none fits)──▶ filed as a request
       ├──progress without a number──▶ await_request_number ──▶ idle
-      └──人工 / unsure twice──▶ conversation mode waiting_agent (the bot stops answering)
+      └──人工 / ask_human / unsure twice──▶ conversation mode waiting_agent (the bot stops)
+
+An emergency interrupts any state (advice to call 110/119/120; nothing is filed).
 
 Beside the state, `dialogue["revisits"]` lists the revisits whose questions were posted into
 this chat (`ask_revisit`, for citizens who filed on the web), newest last, whatever the state
@@ -30,20 +41,29 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import unicodedata
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import TYPE_CHECKING, Any, Protocol
 
 import asyncpg
 
 from knowledgebase import store as kb_store
-from knowledgebase.feedback import helpful_reply
 from knowledgebase.models import FaqEntry
 from knowledgebase.service import KnowledgeBase
-from nlu.rules import short_reply_intent
+from nlu.dialogue_acts import DialogueAct, DialogueActModel, default_model
+from nlu.emergency import cues as emergency_cues
 from nlu.types import REQUEST_TYPES, Engine, ParseResult
 from services.conversation import replies
 from services.core import metrics
+from services.conversation.details import (
+    EXTRA_WORDS,
+    MAX_LOCATION_CHARS,
+    announced_type,
+    announces_only,
+    apply_correction,
+    choice_number,
+    extra_words,
+    take_details,
+)
 from services.core.clock import Clock
 from services.core.errors import ServiceError
 from services.core.unit_directory import UnitDirectory
@@ -60,7 +80,6 @@ log = logging.getLogger(__name__)
 
 NEEDS_LOCATION = {"complain", "report", "seek_help"}
 NEEDS_PHONE = {"complain", "report", "seek_help", "suggest", "consult"}
-MAX_LOCATION_CHARS = 200
 
 
 class InvalidMessage(ServiceError):
@@ -108,6 +127,7 @@ class _Turn:
     request_number: str | None = None
     mode: str | None = None
     handoff_reason: str | None = None
+    act: DialogueAct | None = None  # how a reply in a waiting state was read
 
 
 class ConversationService:
@@ -123,6 +143,7 @@ class ConversationService:
         dispatcher: Dispatcher | None = None,
         revisits: RevisitAnswers | None = None,
         kb_choice_floor: float = 0.3,
+        acts: DialogueActModel | None = None,
     ) -> None:
         self.pool = pool
         self.nlu = nlu
@@ -133,6 +154,8 @@ class ConversationService:
         self.kb_choice_floor = kb_choice_floor
         self.dispatcher = dispatcher or Dispatcher.with_defaults(units)
         self.revisits = revisits
+        # replies in a waiting state, read with the state (trained once per process)
+        self.acts = acts or default_model()
 
     def validate(self, text: object) -> str:
         if not isinstance(text, str):
@@ -195,7 +218,7 @@ class ConversationService:
             request_number=turn.request_number,
             mode=mode,
             emergency=list(parse.emergency.numbers) if parse.emergency else None,
-            nlu=parse.to_dict(),
+            nlu=parse.to_dict() | ({"dialogue_act": asdict(turn.act)} if turn.act else {}),
         )
 
     async def _answers_revisit(
@@ -274,40 +297,72 @@ class _Dialogue:
     def say(self, text: str) -> None:
         self.turn.replies.append(text)
 
+    def act(self, parse: ParseResult, family: str) -> DialogueAct:
+        found = self.s.acts.classify(parse.text, family, parse.entities)
+        log.debug("dialogue act %s (%.2f) in %s", found.act, found.confidence, family)
+        self.turn.act = found
+        return found
+
     async def step(self, parse: ParseResult) -> None:
-        # What overrides any state: danger, a request for a person, a cancel in the middle.
+        # Danger overrides any state; the draft (if any) waits where it was.
         if parse.emergency is not None:
             self.say(replies.emergency(parse.emergency.numbers))
             return
         if parse.problem in ("empty", "no_words"):
             self.say(replies.NOT_UNDERSTOOD)
             return
-        if parse.intent == "human":
+        family = _STATE_FAMILY.get(self.state)
+        if family is None:
+            if parse.intent == "human":
+                if self.wants_a_person(parse):
+                    self.handoff("asked_for_agent", replies.HANDOFF)
+                    return
+                # not a person wanted: what kind of request the message is, then
+                parse = replace(parse, intent=parse.request_type)
+            await self.on_idle(parse)
+            return
+        # A reply in a waiting state is read as a dialogue act in that state.
+        act = self.act(parse, family)
+        if act.act == "emergency" and act.confidence >= EMERGENCY_ACT_CONFIDENCE:
+            self.say(replies.emergency(emergency_numbers(parse.text)))
+            return
+        if act.act == "ask_human":
+            if self.state == "await_feedback":
+                await self.rate_answer(False)
             self.handoff("asked_for_agent", replies.HANDOFF)
             return
-        short = short_reply_intent(parse.text)
-        answers_no = self.state in ("await_feedback", "await_kb_choice")  # "no" is an answer
-        if self.state.startswith("await_") and not answers_no and short == "deny":
+        if act.act == "cancel" and self.state not in ("await_feedback", "await_offer"):
             self.d.pop("draft", None)
+            self.d.pop("kb_choices", None)
             self.d["state"] = "idle"
             self.say(replies.CANCELLED)
             return
         handler = {
+            "await_details": self.on_details,
             "await_location": self.on_location,
             "await_phone": self.on_phone,
             "await_confirm": self.on_confirm,
-            "await_request_number": self.on_request_number,
             "await_feedback": self.on_feedback,
+            "await_offer": self.on_offer,
             "await_kb_choice": self.on_kb_choice,
-        }.get(self.state, self.on_idle)
-        await handler(parse)
+            "await_request_number": self.on_request_number,
+        }[self.state]
+        await handler(parse, act)
 
     # -- idle ---------------------------------------------------------------------------
 
     async def on_idle(self, parse: ParseResult) -> None:
         self.d["state"] = "idle"
+        self.remember_details(parse)
         if parse.entities.request_numbers:
             await self.report_progress(parse.entities.request_numbers[0])
+            return
+        kind = announced_type(parse.text)
+        if kind is not None:
+            # "我要投诉" alone: the matter comes next, and it is the order's text
+            self.d["announced"] = kind
+            self.d["state"] = "await_details"
+            self.say(replies.ASK_DETAILS)
             return
         intent = parse.intent
         if intent == "query_progress":
@@ -323,6 +378,10 @@ class _Dialogue:
         if intent == "referral":
             self.refer(parse)
             return
+        if intent == "praise" and self.thanks_to_bot(parse):
+            # "谢谢，知道了" thanks the bot: praise is for a unit or a person's work
+            self.say(replies.YOU_ARE_WELCOME)
+            return
         if intent == "consult" and await self.answer_from_kb(parse):
             return
         if intent in REQUEST_TYPES:
@@ -334,6 +393,23 @@ class _Dialogue:
             self.handoff("bot_unsure", replies.HANDOFF_UNSURE)
         else:
             self.say(replies.NOT_UNDERSTOOD)
+
+    def wants_a_person(self, parse: ParseResult) -> bool:
+        """The message classifier's "human", checked by the dialogue acts: "我要投诉" is a
+        request, not a wish for an agent."""
+        return self.s.acts.classify(parse.text, "confirm", parse.entities).act == "ask_human"
+
+    def thanks_to_bot(self, parse: ParseResult) -> bool:
+        found = self.s.acts.classify(parse.text, "kb_answer", parse.entities)
+        return found.act == "thanks" and found.confidence >= 0.5
+
+    def remember_details(self, parse: ParseResult) -> None:
+        """A place or phone said before the request (or beside a question) is kept for the
+        request that may follow."""
+        known = self.d.setdefault("known", {})
+        take_details(known, parse, replace=True)
+        if not known:
+            self.d.pop("known")
 
     def unsure(self, reset: bool = False) -> int:
         self.d["unsure"] = 0 if reset else int(self.d.get("unsure", 0)) + 1
@@ -404,18 +480,16 @@ class _Dialogue:
             confidence=confidence,
         )
 
-    async def on_kb_choice(self, parse: ParseResult) -> None:
+    async def on_kb_choice(self, parse: ParseResult, act: DialogueAct) -> None:
         choices: list[str] = self.d.pop("kb_choices", [])
         question: str = self.d.pop("kb_question", "")
         self.d["state"] = "idle"
-        said = parse.text.strip().strip("。.!！ ")
-        if said in ("取消", "算了"):
-            self.say(replies.CANCELLED)
-            return
-        none_fit = said in _NONE_OF_THEM or short_reply_intent(parse.text) == "deny"
-        picked = 0 if none_fit else _choice_number(parse.text)
-        if picked is None:
+        if act.act == "new_request" or (act.act not in ("choose", "deny")):
             await self.on_idle(parse)  # a new message, not an answer to the list
+            return
+        picked = 0 if act.act == "deny" else choice_number(parse.text, len(choices))
+        if picked is None:
+            await self.on_idle(parse)
             return
         entry = self.s.kb.entry(choices[picked - 1]) if 0 < picked <= len(choices) else None
         if entry is not None and entry.answerable_on(self.s.clock.now().date()):
@@ -428,30 +502,52 @@ class _Dialogue:
 
     # -- filing a request ----------------------------------------------------------------
 
-    async def start_request(self, parse: ParseResult) -> None:
+    async def start_request(
+        self, parse: ParseResult, request_type: str | None = None, *, agreed: bool = False
+    ) -> None:
         phone = self.inbound.phone or await citizens.phone_of(self.conn, self.convo.citizen_id)
-        address = parse.entities.address
-        draft = {
-            "request_type": parse.request_type,
+        known = self.d.pop("known", {})
+        draft: dict[str, Any] = {
+            "request_type": request_type or parse.request_type,
             "content": parse.text.strip(),
-            "location": address.text if address else None,
-            "address": _address_dict(address),
-            "phone": (parse.entities.phones or [None])[0] or phone,
+            "location": known.get("location"),
+            "address": known.get("address"),
+            "phone": known.get("phone") or phone,
         }
+        take_details(draft, parse, replace=True)
         self.d["draft"] = draft
-        if draft["request_type"] == "praise":
-            await self.file()
-            return
-        await self.ask_next()
+        await self.ask_next(agreed=agreed)
 
-    async def ask_next(self) -> None:
+    async def on_details(self, parse: ParseResult, act: DialogueAct) -> None:
+        """The turn after a bare announcement: the matter itself, the order's text."""
+        if announces_only(parse.text):
+            self.say(replies.ASK_DETAILS)
+            return
+        kind = self.d.pop("announced", "")
+        self.d["state"] = "idle"
+        self.remember_details(parse)
+        if kind in REQUEST_TYPES and kind != "consult":
+            self.unsure(reset=True)
+            await self.start_request(parse, request_type=kind)
+            return
+        await self.on_idle(parse)  # a question, or a matter whose kind the words tell
+
+    async def ask_next(self, *, agreed: bool = False) -> None:
+        """Ask for what is missing, else read the draft back; `agreed`: the citizen has
+        just asked for it to be filed, so with nothing missing it is filed at once."""
         draft = self.d["draft"]
         if draft["request_type"] in NEEDS_LOCATION and not draft.get("location"):
             self.d["state"] = "await_location"
             self.say(replies.ASK_LOCATION)
-        elif draft["request_type"] in NEEDS_PHONE and not draft.get("phone"):
+        elif (
+            draft["request_type"] in NEEDS_PHONE
+            and not draft.get("phone")
+            and not draft.get("phone_declined")
+        ):
             self.d["state"] = "await_phone"
             self.say(replies.ASK_PHONE)
+        elif agreed:
+            await self.file()
         else:
             self.d["state"] = "await_confirm"
             lead = await self.s.dispatcher.preview(
@@ -463,41 +559,92 @@ class _Dialogue:
             )
             self.say(replies.confirm(draft, self.s.units.name(lead) if lead else None))
 
-    async def on_location(self, parse: ParseResult) -> None:
+    def asked_again(self, what: str) -> int:
+        """How many times the bot asked for `what` in this draft without getting it."""
         draft = self.d["draft"]
-        address = parse.entities.address
-        draft["location"] = (address.text if address else parse.text.strip())[:MAX_LOCATION_CHARS]
-        draft["address"] = _address_dict(address)
-        if parse.entities.phones:
-            draft["phone"] = parse.entities.phones[0]
-        await self.ask_next()
+        draft[f"asked_{what}"] = int(draft.get(f"asked_{what}", 0)) + 1
+        return draft[f"asked_{what}"]
 
-    async def on_phone(self, parse: ParseResult) -> None:
+    def more_of_the_matter(self, parse: ParseResult, act: DialogueAct) -> None:
+        """Words beyond the detail asked for ("在市医院 三楼那个医生态度很差") belong to
+        the matter: they are added to the draft's text."""
         draft = self.d["draft"]
-        if parse.entities.phones:
-            draft["phone"] = parse.entities.phones[0]
-            await self.ask_next()
-        else:
-            self.say(replies.ASK_PHONE_AGAIN)
-
-    async def on_confirm(self, parse: ParseResult) -> None:
-        draft = self.d["draft"]
-        if short_reply_intent(parse.text) == "affirm":
-            await self.file()
-            return
-        # anything else amends the draft: a new phone, a new place, or more words
-        if parse.entities.phones:
-            draft["phone"] = parse.entities.phones[0]
-        elif (
-            parse.entities.address
-            and len(parse.entities.address.text) >= len(parse.text.strip()) - 4
-        ):
-            draft["location"] = parse.entities.address.text[:MAX_LOCATION_CHARS]
-            draft["address"] = _address_dict(parse.entities.address)
-        else:
+        if act.act in ("new_request", "correct") or extra_words(parse) >= EXTRA_WORDS:
             draft["content"] = f"{draft['content']}\n{parse.text.strip()}"
             draft.pop("units", None)
+
+    async def on_location(self, parse: ParseResult, act: DialogueAct) -> None:
+        draft = self.d["draft"]
+        taken = take_details(draft, parse, replace=True)
+        if taken:
+            self.more_of_the_matter(parse, act)
+        if "location" not in taken:
+            if act.act in ("new_request", "correct") and self.asked_again("location") < 2:
+                # more about the matter, not the place: keep the words, ask for the place again
+                draft["content"] = f"{draft['content']}\n{parse.text.strip()}"
+                draft.pop("units", None)
+            elif act.act == "affirm" and self.asked_again("location") < 2:
+                self.say(replies.ASK_LOCATION)
+                return
+            else:
+                # the place as the citizen says it, even without a place word
+                draft["location"] = parse.text.strip()[:MAX_LOCATION_CHARS]
+                draft["address"] = None
         await self.ask_next()
+
+    async def on_phone(self, parse: ParseResult, act: DialogueAct) -> None:
+        draft = self.d["draft"]
+        taken = take_details(draft, parse, replace=True)
+        if taken:
+            self.more_of_the_matter(parse, act)
+        if "phone" in taken:
+            await self.ask_next()
+            return
+        if act.act == "correct" and apply_correction(draft, parse, self.place_of) == "location":
+            await self.ask_next()  # "地址说错了，是…": changed, and the phone asked again
+            return
+        if act.act == "deny":
+            draft["phone_declined"] = True  # an anonymous request is still filed
+            await self.ask_next()
+            return
+        if "location" in taken:
+            await self.ask_next()  # a place given instead: used, and the phone asked again
+            return
+        if act.act in ("new_request", "correct") and not parse.entities.phones:
+            draft["content"] = f"{draft['content']}\n{parse.text.strip()}"
+            draft.pop("units", None)
+            await self.ask_next()
+            return
+        if self.asked_again("phone") >= 3:
+            draft["phone_declined"] = True
+            await self.ask_next()
+            return
+        self.say(replies.ASK_PHONE_AGAIN)
+
+    async def on_confirm(self, parse: ParseResult, act: DialogueAct) -> None:
+        draft = self.d["draft"]
+        if act.act == "affirm":
+            # "对，电话是…": read back again with the new number. Only a phone: the place
+            # reader finds places in remarks ("提交，让镇政府管一管") that are none.
+            new_phone = parse.entities.phones[-1] if parse.entities.phones else None
+            if new_phone is None or new_phone == draft.get("phone"):
+                await self.file()
+                return
+            draft["phone"] = new_phone
+            await self.ask_next()
+            return
+        if act.act == "deny":
+            self.say(replies.ASK_WHAT_TO_CHANGE)
+            return
+        # a correction, a detail, or more words: the draft changes and is read back again
+        changed = apply_correction(draft, parse, self.place_of)
+        if changed == "phone_unreadable":
+            self.say(replies.ASK_PHONE_AGAIN)
+            return
+        await self.ask_next()
+
+    def place_of(self, text: str) -> Any:
+        return self.s.nlu.parse(text).entities.address
 
     def route(self, draft: dict) -> list[dict]:
         """The unit suggestions for a draft, from its words and its place together."""
@@ -570,7 +717,7 @@ class _Dialogue:
         self.d["state"] = "await_request_number"
         self.say(replies.ASK_REQUEST_NUMBER)
 
-    async def on_request_number(self, parse: ParseResult) -> None:
+    async def on_request_number(self, parse: ParseResult, act: DialogueAct) -> None:
         if parse.entities.request_numbers:
             await self.report_progress(parse.entities.request_numbers[0])
             return
@@ -586,39 +733,75 @@ class _Dialogue:
         unit = self.s.units.name(order["lead_unit"]) if order["lead_unit"] else None
         self.say(replies.progress(number, states.STATUS_LABELS[order["status"]], unit))
 
-    async def on_feedback(self, parse: ParseResult) -> None:
+    async def rate_answer(self, helpful: bool) -> None:
+        """The citizen's verdict on the answer just given (the row was written with it)."""
         entry_id = self.d.pop("kb_entry", None)
-        question = self.d.pop("kb_question", None)
         feedback_id = self.d.pop("kb_feedback_id", None)
+        if entry_id is None:
+            return
+        if feedback_id is not None:
+            await kb_store.set_feedback(self.conn, feedback_id, helpful, self.s.clock.now())
+        else:
+            await kb_store.record_feedback(
+                self.conn, entry_id, self.convo.id, helpful, self.s.clock.now()
+            )
+
+    async def on_feedback(self, parse: ParseResult, act: DialogueAct) -> None:
         self.d["state"] = "idle"
-        helpful = helpful_reply(parse.text, short_reply_intent(parse.text))
-        if entry_id and helpful is not None:
-            if feedback_id is not None:
-                await kb_store.set_feedback(self.conn, feedback_id, helpful, self.s.clock.now())
-            else:
-                await kb_store.record_feedback(
-                    self.conn, entry_id, self.convo.id, helpful, self.s.clock.now()
-                )
-            if helpful:
-                self.say(replies.FEEDBACK_THANKS)
-            else:
-                self.d["last_unanswered"] = question
-                self.say(replies.FEEDBACK_SORRY)
+        if act.act in ("thanks", "affirm"):
+            await self.rate_answer(True)
+            self.d.pop("kb_question", None)
+            self.say(replies.FEEDBACK_THANKS)
+            return
+        if act.act in ("not_resolved", "deny"):
+            await self.rate_answer(False)
+            self.remember_details(parse)  # a place or phone said with it, for the filing
+            # the question stays: filed for the unit to answer, if the citizen wants
+            self.d["state"] = "await_offer"
+            self.say(replies.KB_UNRESOLVED_OFFER)
+            return
+        if act.act == "cancel":
+            self.d.pop("kb_question", None)
+            self.say(replies.KB_DONE)
+            return
+        self.d.pop("kb_question", None)
+        await self.on_idle(parse)  # a new question or matter, the answer left unrated
+
+    async def on_offer(self, parse: ParseResult, act: DialogueAct) -> None:
+        question = self.d.pop("kb_question", "")
+        self.d["state"] = "idle"
+        gives_details = bool(parse.entities.phones or parse.entities.address)
+        if act.act in ("affirm", "provide_info", "correct", "not_resolved") or gives_details:
+            # filed as a consultation for the unit, in the citizen's original words
+            original = await asyncio.to_thread(self.s.nlu.parse, question or parse.text)
+            self.remember_details(parse)
+            self.unsure(reset=True)
+            # the citizen has just said "file it": with nothing left to ask, it is filed
+            await self.start_request(original, request_type="consult", agreed=True)
+            return
+        if act.act in ("cancel", "deny", "thanks"):
+            self.say(replies.KB_DONE)
             return
         await self.on_idle(parse)
 
 
-_NONE_OF_THEM = frozenset({"都不是", "都不对", "都没有", "没有", "不是这些", "以上都不是"})
+# The waiting states, and the dialogue-act state family their replies are read in.
+_STATE_FAMILY = {
+    "await_details": "ask_location",
+    "await_location": "ask_location",
+    "await_phone": "ask_phone",
+    "await_confirm": "confirm",
+    "await_feedback": "kb_answer",
+    "await_offer": "offer",
+    "await_kb_choice": "kb_choice",
+    "await_request_number": "ask_phone",
+}
+# An emergency the message classifier missed but the reply reads as one: advice, not a filing.
+EMERGENCY_ACT_CONFIDENCE = 0.8
 
 
-def _choice_number(text: str) -> int | None:
-    """A reply that is just a number ("2", "２", "第2个", "0"), else None."""
-    digits = unicodedata.normalize("NFKC", text).strip().strip("。.!！ ").removeprefix("第")
-    digits = digits.removesuffix("个").removesuffix("条")
-    return int(digits) if digits.isdigit() and len(digits) <= 2 else None
-
-
-def _address_dict(address: Any) -> dict | None:
-    if address is None:
-        return None
-    return {k: v for k, v in address.__dict__.items() if v is not None}
+def emergency_numbers(text: str) -> tuple[str, ...]:
+    numbers: list[str] = []
+    for _, nums in emergency_cues(text):
+        numbers.extend(n for n in nums if n not in numbers)
+    return tuple(sorted(numbers)) or ("110", "119", "120")

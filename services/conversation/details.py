@@ -1,0 +1,155 @@
+"""What a citizen's words add to a draft work order: the place and phone of any turn, a
+correction at the read-back ("地点改成…", "电话不对，是…"), whether a request says more than
+its kind ("我要投诉" alone), the item picked from a list."""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from typing import Any
+
+from nlu.types import ParseResult
+
+MAX_LOCATION_CHARS = 200
+# Characters beyond a detail's own words from which a reply also says more about the matter.
+EXTRA_WORDS = 15
+
+# Where a correction's new value starts: after the last of these ("不是A，是B", "改成B").
+_NEW_VALUE = re.compile(r"(?:改成|改为|换成|改到|应该是|应为|其实是|实际是|是在|在|是)[:：]?")
+_ABOUT_PLACE = re.compile(r"地点|地址|位置|地方|门牌|小区|路名")
+_ABOUT_PHONE = re.compile(r"电话|号码|手机|联系方式|座机")
+# The words of a bare announcement ("我要投诉一下", "你好，我想反映个问题"): when nothing else
+# is left, the message has no matter in it yet.
+_ANNOUNCEMENT = re.compile(
+    r"你好|您好|喂|请问|麻烦|我们|我|想要|想|要|需要|来|打算|准备|"
+    r"投诉|举报|反映|反应|建议|求助|咨询|表扬|问问|问|"
+    r"一下|一个|个|下|点|件|事情|事儿|事|问题|情况|的|有|啊|呀|吧|了|呢|嘛|哈|哦|喔|"
+    r"12345|热线|政府|你们"
+)
+_PUNCT = re.compile(r"[\s，。！？!?,.、；;：:~～…“”\"'（）()]+")
+_CHINESE_ORDINAL = {"一": 1, "二": 2, "两": 2, "三": 3, "四": 4, "五": 5}
+
+
+def compact(text: str) -> str:
+    return _PUNCT.sub("", unicodedata.normalize("NFKC", text))
+
+
+# The request types' own names, as a bare announcement says them; 反映 names no type yet.
+_TYPE_WORDS = (
+    ("投诉", "complain"),
+    ("举报", "report"),
+    ("建议", "suggest"),
+    ("求助", "seek_help"),
+    ("表扬", "praise"),
+    ("咨询", "consult"),
+    ("问", "consult"),
+    ("反映", ""),
+    ("反应", ""),
+)
+
+
+def announced_type(text: str) -> str | None:
+    """For a bare announcement ("我要投诉", "投诉一下", "我想反映个问题"): the request type
+    it names ("" when it names none); None for any other message."""
+    if not announces_only(text):
+        return None
+    key = compact(text)
+    found = [(key.find(word), kind) for word, kind in _TYPE_WORDS if word in key]
+    return min(found)[1] if found else None
+
+
+def announces_only(text: str) -> bool:
+    """True when a request names only its kind ("投诉一下", "我想反映个问题"): the matter
+    itself is still to come."""
+    rest = _ANNOUNCEMENT.sub("", compact(text))
+    return len(rest) <= 1
+
+
+def address_dict(address: Any) -> dict | None:
+    if address is None:
+        return None
+    return {k: v for k, v in address.__dict__.items() if v is not None}
+
+
+def take_details(draft: dict, parse: ParseResult, *, replace: bool) -> list[str]:
+    """Put the place and phone found in a message into the draft: only what is missing, or
+    (`replace`) whatever the message gives. Returns the names of what was set."""
+    taken = []
+    phones = parse.entities.phones
+    if phones and (replace or not draft.get("phone")):
+        draft["phone"] = phones[-1]  # "不是138…，是139…": the new number comes last
+        taken.append("phone")
+    address = parse.entities.address
+    if address is not None and (replace or not draft.get("location")):
+        draft["location"] = address.text[:MAX_LOCATION_CHARS]
+        draft["address"] = address_dict(address)
+        taken.append("location")
+    return taken
+
+
+class _Kept:
+    """An address already in the draft, kept as it was."""
+
+    def __init__(self, fields: dict) -> None:
+        self.__dict__.update(fields)
+
+
+def extra_words(parse: ParseResult) -> int:
+    """How many characters a reply has beside the place and phones found in it."""
+    rest = parse.text
+    if parse.entities.address is not None:
+        rest = rest.replace(parse.entities.address.text, "")
+    rest = re.sub(r"[0-9零〇一幺二两三四五六七八九\-－ ]{7,}", "", rest)
+    return len(compact(rest))
+
+
+def new_value(text: str) -> str:
+    """The part of a correction after its last "改成 / 是 / 应该是…": the new value."""
+    tail = text.strip()
+    last = None
+    for m in _NEW_VALUE.finditer(tail):
+        last = m
+    if last is not None and last.end() < len(tail):
+        tail = tail[last.end() :]
+    return tail.strip(" ，。,.!！:：")
+
+
+def apply_correction(draft: dict, parse: ParseResult, place_of) -> str:
+    """Change the draft as a correction at the read-back says; returns what changed
+    (phone, location, content). `place_of(text)` reads a place from a part of the text."""
+    text = parse.text.strip()
+    if parse.entities.phones:
+        draft["phone"] = parse.entities.phones[-1]
+        return "phone"
+    tail = new_value(text)
+    if parse.entities.address is not None or _ABOUT_PLACE.search(text):
+        address = place_of(tail) if tail else None
+        address = address or parse.entities.address
+        location = address.text if address is not None else tail
+        if address is None and draft.get("location"):
+            # "是五排不是三排": a part of the place, kept beside what was said before
+            location = f"{draft['location']}（更正：{text}）"
+            address = None if not draft.get("address") else _Kept(draft["address"])
+        if location:
+            draft["location"] = location[:MAX_LOCATION_CHARS]
+            draft["address"] = address_dict(address)
+            return "location"
+    if _ABOUT_PHONE.search(text):
+        return "phone_unreadable"
+    draft["content"] = f"{draft['content']}\n{text}"
+    draft.pop("units", None)  # the words changed: route again
+    return "content"
+
+
+def choice_number(text: str, choices: int) -> int | None:
+    """The item a reply picks from a list of `choices` ("2", "第二个", "最后一个"), else None."""
+    key = compact(text)
+    if "最后" in key:
+        return choices
+    m = re.search(r"(\d{1,2})", key)
+    if m:
+        return int(m.group(1))
+    m = re.search(r"第?([一二两三四五])(?:个|条|项|号)?", key)
+    if m:
+        return _CHINESE_ORDINAL[m.group(1)]
+    return None
