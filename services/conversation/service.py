@@ -53,7 +53,6 @@ from nlu.dialogue_acts import DialogueAct, DialogueActModel, default_model
 from nlu.emergency import cues as emergency_cues
 from nlu.types import REQUEST_TYPES, Engine, ParseResult
 from services.conversation import replies
-from services.core import metrics
 from services.conversation.details import (
     EXTRA_WORDS,
     MAX_LOCATION_CHARS,
@@ -64,6 +63,7 @@ from services.conversation.details import (
     extra_words,
     take_details,
 )
+from services.core import metrics
 from services.core.clock import Clock
 from services.core.errors import ServiceError
 from services.core.unit_directory import UnitDirectory
