@@ -31,6 +31,7 @@ import itertools
 import json
 import os
 import shutil
+import signal
 import sys
 import tempfile
 import time
@@ -247,6 +248,8 @@ def main() -> None:
     parser.add_argument("--nlu-dir", type=Path, default=Path("/tmp/hotline-bench-nlu-e5"))
     args = parser.parse_args()
     extra = default_nlu_env(args.nlu_dir) if args.embeddings else {}
+    # a SIGTERM (timeout, kill) still stops the servers this started: ExitStack unwinds
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     load_start = os.getloadavg()
     work = Path(tempfile.mkdtemp(prefix="hl-bench-size-", dir="/tmp"))
     work.chmod(0o755)

@@ -214,6 +214,23 @@ async def test_figures_are_read_from_the_replica(deployment):
         status, health, _ = await _get(url + "/healthz")
         assert status == 200 and health["replica"]["configured"] is True
         assert health["replica"]["reads_from"] == "replica", health
+    # the staff's heavy reads too: the supervisors' table, the editors' search and export
+    async with aiohttp.ClientSession() as http:
+        for user, path in (
+            ("supervisor", "/api/supervisor/performance"),
+            ("editor", "/api/kb/entries"),
+            ("editor", "/api/kb/entries?q=医保卡"),
+            ("editor", "/api/kb/export?kind=entries&format=jsonl"),
+        ):
+            auth = {"Authorization": f"Bearer {(await login(http, d.proxy, user)).token}"}
+
+            async def from_replica(path: str = path, auth: dict = auth) -> bytes | None:
+                async with http.get(d.proxy + path, headers=auth) as resp:
+                    body = await resp.read()
+                    assert resp.status == 200, body[:300]
+                    return body if resp.headers["X-Hotline-Read-From"] == "replica" else None
+
+            assert await _until(from_replica)
 
 
 async def test_a_replica_that_falls_behind_is_bypassed_and_said(deployment):
