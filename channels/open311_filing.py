@@ -15,16 +15,13 @@ from __future__ import annotations
 import asyncio
 import secrets
 from dataclasses import dataclass, field
-from datetime import datetime
 from typing import Any
 
 from channels.open311_services import Service
 from nlu.types import REQUEST_TYPES, ParseResult
 from services.context import Context
 from services.conversation import replies
-from services.core.clock import CHINA_TZ
 from services.core.errors import ServiceError
-from services.orders import states
 from services.storage import citizens, open311, work_orders
 from services.storage.work_orders import Actor, NewWorkOrder
 
@@ -174,22 +171,3 @@ async def file_request(ctx: Context, sub: Submission) -> Filed:
         )
         await open311.touch_key(conn, sub.api_key_id, now)
     return Filed(order["request_number"], token, intake.decision.lead)
-
-
-def status_notes(row: Any, unit_name: str | None) -> str:
-    """Why the request is where it is, from its history: the status in words, with the
-    unit's result once it has resolved it and how the revisit ended."""
-    label = states.STATUS_LABELS[row["status"]]
-    if row["status"] in (states.RESOLVED, states.CLOSED) and row["resolution"]:
-        label = f"{label}。{unit_name or '承办单位'}答复：{row['resolution']}"
-    outcome = {
-        "revisit_satisfied": "回访满意",
-        "revisit_no_answer": "回访未获答复",
-        "revisit_dissatisfied": "回访不满意，已重新办理",
-    }.get(row["revisit"] or "")
-    return f"{label}（{outcome}）" if outcome else label
-
-
-def datetime_w3(value: datetime | None) -> str | None:
-    """A timestamp as GeoReport wants it: ISO 8601 with the offset (China time)."""
-    return value.astimezone(CHINA_TZ).isoformat(timespec="seconds") if value else None
