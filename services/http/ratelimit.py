@@ -56,8 +56,7 @@ class Window:
 
 
 class RateLimits:
-    """The limits of one process. `hit` counts and refuses; `check` refuses without counting;
-    `count` counts without refusing (for what is only known after the handler ran)."""
+    """The limits of one process: `hit` counts a request and refuses it past the limit."""
 
     def __init__(self, settings: Settings) -> None:
         self.windows = {
@@ -70,14 +69,6 @@ class RateLimits:
         window = self.windows[name]
         if not await self._limiter.hit(window.item, name, key):
             raise await self._refusal(window, key)
-
-    async def check(self, name: str, key: str) -> None:
-        window = self.windows[name]
-        if not await self._limiter.test(window.item, name, key):
-            raise await self._refusal(window, key)
-
-    async def count(self, name: str, key: str) -> None:
-        await self._limiter.hit(self.windows[name].item, name, key)
 
     async def _refusal(self, window: Window, key: str) -> RateLimited:
         stats = await self._limiter.get_window_stats(window.item, window.name, key)
@@ -140,15 +131,16 @@ async def rate_limits(request: web.Request, handler):  # noqa: ANN001, ANN201 - 
     if name != "webhook_refused":
         await limits.hit(name, address)
         return await handler(request)
-    # a webhook that passes its signature check costs nothing: the providers send many from
-    # few addresses; only refusals count, and an address with too many is refused at once
-    await limits.check(name, address)
+    # a webhook is verified before anything else (channels/twilio_webhooks.py,
+    # channels/wechat.py): one that passes costs nothing, whatever its address has sent
+    # before, so forgeries can never shut the providers out; refusals count, and past the
+    # limit the refusal is a 429 that says how long to wait
     try:
         response = await handler(request)
     except ServiceError as exc:
         if exc.status in (401, 403):
-            await limits.count(name, address)
+            await limits.hit(name, address)
         raise
     if response.status in (401, 403):
-        await limits.count(name, address)
+        await limits.hit(name, address)
     return response
