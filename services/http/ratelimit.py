@@ -56,7 +56,8 @@ class Window:
 
 
 class RateLimits:
-    """The limits of one process: `hit` counts a request and refuses it past the limit."""
+    """The limits of one process: `hit` counts a request and refuses it past the limit;
+    `check` and `count` do the two apart, for what counts only once its outcome is known."""
 
     def __init__(self, settings: Settings) -> None:
         self.windows = {
@@ -69,6 +70,16 @@ class RateLimits:
         window = self.windows[name]
         if not await self._limiter.hit(window.item, name, key):
             raise await self._refusal(window, key)
+
+    async def check(self, name: str, key: str) -> None:
+        """Refuse when the limit is used up, without counting this request."""
+        window = self.windows[name]
+        if not await self._limiter.test(window.item, name, key):
+            raise await self._refusal(window, key)
+
+    async def count(self, name: str, key: str) -> None:
+        """Count a request known only afterwards to count (a wrong password)."""
+        await self._limiter.hit(self.windows[name].item, name, key)
 
     async def _refusal(self, window: Window, key: str) -> RateLimited:
         stats = await self._limiter.get_window_stats(window.item, window.name, key)
