@@ -500,7 +500,8 @@ SETTINGS: tuple[Setting, ...] = (
     S("HOTLINE_RATE_LOGIN_ADDRESS", "rate_login_address", _rate,
       "login attempts from one client address"),
     S("HOTLINE_RATE_LOGIN_ACCOUNT", "rate_login_account", _rate,
-      "login attempts on one user name, from any address (known or not)"),
+      "wrong passwords for one user name, from any address (known name or not); past it "
+      "every login with that name waits"),
     S("HOTLINE_RATE_WEBHOOK_REFUSED", "rate_webhook_refused", _rate,
       "Twilio and WeChat webhook requests from one address that fail their signature check "
       "(signed requests are not counted)"),

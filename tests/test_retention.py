@@ -101,6 +101,26 @@ async def add_personal_data(conn) -> dict[str, int]:  # noqa: ANN001
         "+86" + PHONE,
         at(2026, 11, 2),
     )
+    # someone who wrote on WeChat once in October and never since
+    gone = await conn.fetchval(
+        "INSERT INTO citizens (phone, created_at) VALUES ($1, $2) RETURNING id",
+        "13859907002",
+        at(2026, 10, 1),
+    )
+    await conn.execute(
+        """INSERT INTO citizen_identities (channel, external_id, citizen_id, created_at)
+           VALUES ('wechat', 'oGoneGoneGoneGoneGoneGoneGone', $1, $2)""",
+        gone,
+        at(2026, 10, 1),
+    )
+    ids["gone"] = await conn.fetchval(
+        """INSERT INTO conversations (channel, session_key, citizen_id, mode, created_at,
+               updated_at) VALUES ('wechat', 'oGoneGoneGoneGoneGoneGoneGone', $1, 'bot', $2, $2)
+           RETURNING id""",
+        gone,
+        at(2026, 10, 1),
+    )
+    ids["gone_citizen"] = gone
     return ids
 
 
@@ -128,7 +148,7 @@ async def test_purge_anonymises_and_keeps_the_figures(desk_service, clock, datab
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
     report = json.loads(done.stdout)
-    assert report["conversations"] == 1 and report["messages"] == 1
+    assert report["conversations"] == 2 and report["messages"] == 1
     assert report["order_contacts"] == closed_contacts
     assert report["recordings"] == 1 and report["calls"] == 1
     assert report["revisits"] == 1 and report["outbound"] == 1
@@ -166,6 +186,18 @@ async def test_purge_anonymises_and_keeps_the_figures(desk_service, clock, datab
         )
         assert await conn.fetchval("SELECT phone FROM revisits WHERE round = 9") is None
         assert await conn.fetchval("SELECT recipient FROM outbound_messages") == "purged"
+        # nothing of the October citizen is in use: phone and openid gone
+        assert (
+            await conn.fetchval("SELECT phone FROM citizens WHERE id = $1", ids["gone_citizen"])
+            is None
+        )
+        assert (
+            await conn.fetchval(
+                "SELECT count(*) FROM citizen_identities WHERE citizen_id = $1", ids["gone_citizen"]
+            )
+            == 0
+        )
+        assert rows[ids["gone"]]["session_key"] == f"purged-{ids['gone']}"
         # the citizen still has a conversation in use: their phone stays
         assert await conn.fetchval("SELECT count(*) FROM citizens WHERE phone = $1", PHONE) == 1
 

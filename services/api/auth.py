@@ -104,8 +104,8 @@ def require_role(*roles: str) -> Callable[[Handler], Handler]:
 
 
 async def post_login(request: web.Request) -> web.Response:
-    """A bearer token for the right password. Per address (the middleware) and per user name
-    (here) a rate limit; per (user name, address) the backoff after wrong passwords. An
+    """A bearer token for the right password. Per address (the middleware: every attempt) and
+    per user name (here: wrong passwords) a rate limit; per (user name, address) the backoff after wrong passwords. An
     unknown user name and a wrong password get the same answers (docs/security.md)."""
     ctx = context_of(request)
     body = await read_json(request)
@@ -113,7 +113,10 @@ async def post_login(request: web.Request) -> web.Response:
     password = body.get("password")
     if not isinstance(password, str) or not password or len(password) > MAX_PASSWORD_CHARS:
         raise json_exception(400, "missing_password", "password is required")
-    await request.app[RATE_LIMITS].hit("login_account", login_key(username))
+    # per user name only wrong passwords count: staff sharing a name at a shift's start are
+    # not held back, and guesses spread over many addresses are
+    limits = request.app[RATE_LIMITS]
+    await limits.check("login_account", login_key(username))
     settings = ctx.settings
     try:
         session = await login(
@@ -138,6 +141,7 @@ async def post_login(request: web.Request) -> web.Response:
             retry_after=wait,
         ) from exc
     if session is None:
+        await limits.count("login_account", login_key(username))
         raise json_exception(401, "bad_credentials", "wrong user name or password")
     return respond(
         {"token": session.token, "expires_at": session.expires_at, "user": session.user.to_dict()}

@@ -56,8 +56,8 @@ class Window:
 
 
 class RateLimits:
-    """The limits of one process. `hit` counts and refuses; `check` refuses without counting;
-    `count` counts without refusing (for what is only known after the handler ran)."""
+    """The limits of one process: `hit` counts a request and refuses it past the limit;
+    `check` and `count` do the two apart, for what counts only once its outcome is known."""
 
     def __init__(self, settings: Settings) -> None:
         self.windows = {
@@ -72,11 +72,13 @@ class RateLimits:
             raise await self._refusal(window, key)
 
     async def check(self, name: str, key: str) -> None:
+        """Refuse when the limit is used up, without counting this request."""
         window = self.windows[name]
         if not await self._limiter.test(window.item, name, key):
             raise await self._refusal(window, key)
 
     async def count(self, name: str, key: str) -> None:
+        """Count a request known only afterwards to count (a wrong password)."""
         await self._limiter.hit(self.windows[name].item, name, key)
 
     async def _refusal(self, window: Window, key: str) -> RateLimited:
@@ -122,15 +124,16 @@ async def rate_limits(request: web.Request, handler):  # noqa: ANN001, ANN201 - 
     if name != "webhook_refused":
         await limits.hit(name, address)
         return await handler(request)
-    # a webhook that passes its signature check costs nothing: the providers send many from
-    # few addresses; only refusals count, and an address with too many is refused at once
-    await limits.check(name, address)
+    # a webhook is verified before anything else (channels/twilio_webhooks.py,
+    # channels/wechat.py): one that passes costs nothing, whatever its address has sent
+    # before, so forgeries can never shut the providers out; refusals count, and past the
+    # limit the refusal is a 429 that says how long to wait
     try:
         response = await handler(request)
     except ServiceError as exc:
         if exc.status in (401, 403):
-            await limits.count(name, address)
+            await limits.hit(name, address)
         raise
     if response.status in (401, 403):
-        await limits.count(name, address)
+        await limits.hit(name, address)
     return response
