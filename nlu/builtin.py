@@ -267,6 +267,9 @@ class BuiltinEngine:
         emergency = emergency_rules.detect(stripped, emergency_p, intent == "emergency")
         if emergency is not None:
             intent = "emergency"
+        elif intent == "emergency":  # the emergency detector said no: the next best intent
+            order = [i for i in np.argsort(-intent_p) if i != self._emergency_idx]
+            intent, intent_conf = str(self.intent_clf.classes_[order[0]]), float(intent_p[order[0]])
         return ParseResult(
             text=text,
             intent=intent,

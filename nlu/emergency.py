@@ -1,56 +1,318 @@
-"""Life-threatening emergencies are not 12345 matters: tell the caller whom to call at once."""
+"""Life-threatening emergencies are not 12345 matters: tell the caller whom to call at once.
+
+An emergency is danger to someone's life or limb happening now: a fire, a gas leak, someone
+in the water, trapped, attacked, collapsed, poisoned, electrocuted, hurt in a crash, about to
+jump. The words alone do not make one: "消防通道被堵", "去年着过火的楼", "燃气费", "电梯年检",
+"上周车祸的赔偿", "救护车来得慢" and "急救培训" use them for a hazard, a past event, a fee,
+a consultation or a complaint.
+
+Two parts, each doing what it is good at:
+
+* cue lexicons (below) say which kind of danger a message names, hence whom to call, and
+  which signs say it is not happening now (past, hazard, consultation, complaint, negation,
+  figure of speech) or that it is (now, still, help, hurry);
+* a small logistic regression on those signs and on character n-grams, trained on the team's
+  own examples (nlu/data/emergency/train.yml, many phrasings, Minnan-influenced ones too),
+  weighs the signs against each other. It is trained when first needed (under a second).
+
+A message is an emergency when it names a danger (or cries for help) and the classifier
+agrees. The intent classifier's emergency probability is not used: it was trained on a few
+dozen examples without look-alikes, and it raised false alarms on them.
+"""
 
 from __future__ import annotations
 
 import re
+import threading
+import unicodedata
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import yaml
+from scipy import sparse
+from sklearn.feature_extraction.text import TfidfVectorizer
+from sklearn.linear_model import LogisticRegression
 
 from nlu.types import Emergency
 
-# kind, pattern, numbers to call. The pattern only chooses the number; whether a message is
-# an emergency at all is the classifier's call together with these cues (see `detect`).
-_CUES: list[tuple[str, re.Pattern[str], tuple[str, ...]]] = [
-    (
-        "gas",
-        re.compile(
-            r"(煤气|燃气|天然气|液化气|瓦斯).{0,8}(泄漏|泄露|漏气|漏了|味.{0,3}(浓|重|大)|爆炸)"
-        ),
-        ("119",),
-    ),
-    ("fire", re.compile(r"着火|起火|失火|火灾|烧起来|火很大|火势|冒浓烟|浓烟|爆炸"), ("119",)),
-    ("water", re.compile(r"落水|溺水|掉(进|到)?(河|海|水|池塘|水库)里|被水冲走"), ("110", "119")),
-    ("trapped", re.compile(r"被困|困在"), ("119",)),
-    ("suicide", re.compile(r"跳楼|轻生|自杀|割腕"), ("110", "120")),
-    (
-        "crime",
-        re.compile(
-            r"抢劫|抢包|持刀|拿刀|砍人|杀人|绑架|打人|斗殴|群殴|入室|正在偷|撬门|强奸|劫持|拐(走|卖)"
-        ),
-        ("110",),
-    ),
-    (
-        "medical",
-        re.compile(
-            r"晕倒|昏迷|不省人事|没(有)?(了)?呼吸|心脏病|抽搐|大出血|流(了)?很多血|流血|受伤|摔伤|撞伤|中毒|喘不上气|口吐白沫|车祸"
-        ),
-        ("120",),
-    ),
-]
+TRAINING_FILE = Path(__file__).resolve().parent / "data" / "emergency" / "train.yml"
+THRESHOLD = 0.5
 
 EMERGENCY_LABELS = {"110": "110（公安报警）", "119": "119（消防救援）", "120": "120（医疗急救）"}
 
 
+def _rx(*parts: str) -> re.Pattern[str]:
+    return re.compile("|".join(parts))
+
+
+# kind, pattern, numbers to call. Matched on the text without punctuation or spaces, so
+# speech and typed text read alike.
+DANGERS: list[tuple[str, re.Pattern[str], tuple[str, ...]]] = [
+    (
+        "gas",
+        _rx(
+            r"(煤气|燃气|天然气|液化气|瓦斯|气罐|气瓶|燃气管|气管子).{0,10}"
+            r"(泄漏|泄露|漏气|漏了|在漏|漏出|喷气|嘶嘶|味道?.{0,4}(浓|重|大|冲|呛)|爆|臭味)",
+            r"(煤气|燃气|天然气|液化气)味|漏气|泄漏|泄露",
+        ),
+        ("119",),
+    ),
+    (
+        "fire",
+        _rx(
+            r"着火|起火|失火|火灾|火警|烧起来|烧着了|着了大火|烧了起来|火很大|火好大|火太大|"
+            r"火大|大火|火势|火苗|火光|冒火|窜火|火烧|自燃|冒(黑|浓)?烟|浓烟|黑烟|全是烟|都是烟|"
+            r"好多烟|烟很大|烟好大|烟大|爆炸|炸了|烧焦味|烧到|烧进|火.{0,2}蔓延|在烧|烧得|烧着|"
+            r"烧掉了|烧光|火.{0,2}(很|好|太|越来越)(大|旺|猛)|火舌|火海",
+            r"(房子|屋|厝|楼|车|店|厂|仓库|电瓶车|电动车|板房).{0,4}(着了|烧了|在烧)",
+        ),
+        ("119",),
+    ),
+    (
+        "water",
+        _rx(
+            r"落水|溺水|淹死|淹着|沉下去|被水冲|被浪卷|卷走|冲走|水里扑腾|在水里|"
+            r"掉(进|到|下|落)?.{0,6}(河|海|水|湖|池|塘|井|水库|江|溪|港|粪池)",
+            r"跳(河|江|海|湖|水)|水(已经)?(到|淹到|漫到|没过).{0,3}(胸|脖|腰|窗|车顶)|"
+            r"被淹|淹到|游不(回|动|上)|救生圈|冲进(河|海|水)",
+        ),
+        ("110", "119"),
+    ),
+    (
+        "trapped",
+        _rx(
+            r"被困|困在|困住|困了|困人|关在电梯|电梯.{0,10}(卡住|卡在|不动|掉|坠|关人|打不开|"
+            r"出不去|出不来)|出不去|出不来|下不去|下不来|上不来|被压|压在|压住|被埋|埋了|"
+            r"塌了|塌下来|倒塌|坍塌|塌方|卡在.{0,6}(里|中间)|卡住了|拔不出来|反锁在车|"
+            r"关在.{0,6}(里面|里头|内底|屋里)|锁在.{0,6}(里|车)",
+        ),
+        ("119",),
+    ),
+    (
+        "suicide",
+        _rx(
+            r"跳楼|跳下去|要跳|往下跳|轻生|自杀|割腕|寻短见|上吊|不想活|遗书|活不下去|想死|"
+            r"结束(自己的)?生命|"
+            r"(楼顶|天台|窗台|桥上|栏杆外|塔吊).{0,8}(跳|站着|坐着)"
+        ),
+        ("110", "120"),
+    ),
+    (
+        "crime",
+        _rx(
+            r"抢劫|抢包|抢了我|被抢|抢小孩|抢孩子|持刀|拿刀|拿着刀|拿.{0,2}(菜刀|砍刀|刀子|钢管|"
+            r"棍|枪)|砍人|砍死|对砍|乱砍|被砍|捅人|被捅|捅了|杀人|杀我|要杀|弄死|绑架|被绑|"
+            r"劫持|打人|打我|在打|被打|打起来|打架|斗殴|群殴|相拍|相打|拍人|入室|撬(开|门|锁)|"
+            r"闯进|翻墙进|砸门|家暴|跟踪|拖上车|拐(走|卖)|强奸|威胁|不让我走|传销窝|撞人|"
+            r"被.{0,3}打|围着打|追着打|追(我|人|砍)|堵我|动手|掐(我|住)|勒住|猥亵|性侵|"
+            r"小偷|在偷|偷东西|持械|砍刀|菜刀|(拿|持|握|举|掏|亮)(着|了|出)?.{0,3}"
+            r"(刀|枪|棍|棒|砖|斧|锤|钢管|凶器)|砍(人|伤|死|了|我)|抢(走|了|劫|包|钱|手机)|"
+            r"闹事|砸(店|东西|车|玻璃)|要报警|帮我报警|被人"
+        ),
+        ("110",),
+    ),
+    (
+        "poison",
+        _rx(
+            r"中毒|农药|敌敌畏|百草枯|安眠药|消毒水|老鼠药|一氧化碳|烧炭|误(吃|食|服)|"
+            r"吞了|吃了.{0,6}药|喝了.{0,6}(药|水)|上吐下泻"
+        ),
+        ("120",),
+    ),
+    (
+        "electric",
+        _rx(r"触电|被电|电到|电倒|电打|高压电"),
+        ("120",),
+    ),
+    (
+        "traffic",
+        _rx(
+            r"车祸|撞车|撞了|被车撞|被撞|撞倒|撞飞|撞到|翻车|翻到|车翻|追尾|连环撞|碾|轧|"
+            r"压在轮|车.{0,4}(冲|撞|翻)"
+        ),
+        ("120", "110"),
+    ),
+    (
+        "medical",
+        _rx(
+            r"晕倒|昏倒|晕过去|昏过去|晕了|昏迷|昏去|不省人事|叫不醒|没反应|无反应|无应|"
+            r"没(有)?呼吸|没气|无气|不喘气|心跳|心脏病|抽搐|口吐白沫|吐白沫|"
+            r"流(了)?(好多|很多|一地)?血|出血|血(喷|流|止不住)|满头是血|头破|血流|止不住|"
+            r"喘不(上|过)气|呛奶|噎住|卡住喉咙|脸(都)?(发)?紫|嘴唇发紫|倒(在)?地|倒下|倒了|"
+            r"不动了|一动不动|起不来|摔下来|掉下来|跋倒|跋落|倒落去|胸口(疼|痛)|冒冷汗|"
+            r"说不出话|半边身子|羊水破|要生了|腿断|骨折|受伤|伤者|不行了|快死了|没命|"
+            r"(都|全|满|一身)是血|吐血|摔(了|倒|伤|断|下)|休克|没知觉|意识不清|发紫|烫伤|烧伤|"
+            r"咬伤|过敏.{0,6}(喘|肿)|(好多|很多|一地|一滩|大量)(的)?血|醒不过来|不醒|动不了|"
+            r"不会动|倒在.{0,6}(地|路|床|门口|厕所|浴室|里)|脸色发白|心口痛|发病|犯病|病发|"
+            r"癫痫|哮喘|撞伤|撞死"
+        ),
+        ("120",),
+    ),
+    (
+        "help",
+        _rx(
+            r"救命|救人|救救|快来人|出人命|快叫救护车|叫救护车|叫个救护车|快报警|打120|打119|"
+            r"打110|紧来|来人啊"
+        ),
+        ("110", "119", "120"),
+    ),
+]
+
+# Signs that the danger is not happening now, and signs that it is.
+SIGNS: dict[str, re.Pattern[str]] = {
+    "past": _rx(
+        r"去年|前年|上个月|上月|上周|上礼拜|上星期|上次|上回|那次|以前|曾经|几年前|"
+        r"前几天|前些天|前阵子|那年|当年|过火|烧过|出过|发生过|(已经|早就)(灭了|扑灭|没事|出院|"
+        r"脱险|修好|处理)|后来|至今|还没(修|拆|处理|给|解决|赔)|的时候.{0,6}(没|不)|"
+        r"(掉|烧|撞|塌|淹|着火|出事|打)过|经常|老是|总是|每天|天天|每次|时不时"
+    ),
+    "hazard": _rx(
+        r"隐患|风险|消防通道|消防车道|安全出口|通道.{0,4}堵|堵死|占用|灭火器|消防栓|过期|"
+        r"容易|迟早|万一|担心|怕(会|以后|哪天|有人|出事)|会不会|可能会|有可能|要是|如果|"
+        r"防止|预防|存在|私拉|飞线|违规|没装|没有(护栏|栏杆|救生|监控)|老化|裂缝|警示|"
+        r"快(要)?(塌|倒|断)|要塌|会塌|出事|安全吗"
+    ),
+    "nuisance": _rx(
+        r"污染|排放|烟囱|排烟|油烟|臭|熏|呛人|噪音|吵|扰民|违停|乱停|挡住|挡着|堵住.{0,4}车|"
+        r"车被.{0,4}(堵|挡|围)|停车|占道|烧烤|烧垃圾|烧秸秆|烧纸|焚烧|放鞭炮|烟花|抽烟|吸烟"
+    ),
+    "consult": _rx(
+        r"怎么办理|怎么申请|怎么处理|如何|请问|咨询|想问|想了解|需要什么|多少钱|"
+        r"在哪(里)?(办|交|报|打|领|买|学|可以|能)|哪个部门|找谁|怎么交|电话是多少|号码是多少|"
+        r"培训|演练|演习|知识|讲座|宣传|课程|报名|预约|保险|赔偿|理赔|补偿|补贴|费用|"
+        r"燃气费|电费|水费|缴费|交费|欠费|账单|收费|年检|维保|保养|安检|检测|检查|改造|加装|"
+        r"开户|开通|认定书|报销|疫苗|政策|规定|合规|有没有(什么|补贴|规定|政策|通知|培训)|"
+        r"要不要(预约|钱|交)|热线|手续"
+    ),
+    "complaint": _rx(
+        r"投诉|太慢|来得慢|来得太慢|态度|不作为|没人管|不处理|不满意|乱收费|太贵|拖着|"
+        r"没给说法|没消息|举报|表扬|感谢|卖假|假冒|假货|质量|不合理|要求.{0,6}(处理|整改|赔)|"
+        r"希望|建议|整改"
+    ),
+    "negation": _rx(
+        r"没(有)?(着火|起火|人受伤|受伤|伤到|人被困|人员伤亡|危险)|无人(受伤|被困)|没事|"
+        r"不是(火灾|真的|着火)|都没受伤|没人伤|不严重"
+    ),
+    "figurative": _rx(
+        r"火爆|上火|火冒三丈|火气|气炸|气死|急死|急疯|逼疯|热得要(死|命)|要命|"
+        r"砍价|杀价|梦见|游戏|电视(上|里|剧|新闻)|新闻|电影|小说|视频里|困住了?.{0,4}(问题|手续)|"
+        r"这个(问题|手续|事)|发烧|晕车|头晕|困了想睡"
+    ),
+    "now": _rx(
+        r"正在|现在|还在|刚刚|刚才|马上|赶紧|赶快|快点|快来|快派|快叫|快救|紧来|紧咧|卡紧|"
+        r"救命|求求|快不行|里面还有|还有人|人还在|出不去|喂喂|怎么办|救救|帮帮|紧急|快快"
+    ),
+}
+
+
+@dataclass(frozen=True)
+class Signs:
+    dangers: list[tuple[str, tuple[str, ...]]]
+    signs: frozenset[str]
+
+
+def spoken_form(text: str) -> str:
+    """The text without punctuation or spaces: what speech recognition gives."""
+    return "".join(
+        ch for ch in text if not ch.isspace() and not unicodedata.category(ch).startswith("P")
+    )
+
+
+def read_signs(text: str) -> Signs:
+    flat = spoken_form(text)
+    dangers = [(kind, numbers) for kind, pattern, numbers in DANGERS if pattern.search(flat)]
+    return Signs(dangers, frozenset(name for name, p in SIGNS.items() if p.search(flat)))
+
+
 def cues(text: str) -> list[tuple[str, tuple[str, ...]]]:
-    return [(kind, numbers) for kind, pattern, numbers in _CUES if pattern.search(text)]
+    """The kinds of danger a message names, with whom to call for each."""
+    return read_signs(text).dangers
 
 
-def detect(text: str, emergency_probability: float, is_top_intent: bool) -> Emergency | None:
-    """An emergency when the classifier says so, or when it half-thinks so and a cue agrees."""
-    found = cues(text)
-    if not (is_top_intent or (found and emergency_probability >= 0.15)):
+_KINDS = [kind for kind, _, _ in DANGERS]
+CALM = frozenset({"past", "hazard", "nuisance", "consult", "complaint", "negation", "figurative"})
+_SIGN_NAMES = list(SIGNS)
+
+
+def _sign_vector(signs: Signs) -> list[float]:
+    kinds = {k for k, _ in signs.dangers}
+    row = [float(k in kinds) for k in _KINDS]
+    row += [float(s in signs.signs) for s in _SIGN_NAMES]
+    calm = signs.signs & CALM
+    row.append(float(bool(kinds)))
+    row.append(float(len(kinds) >= 2))
+    row.append(float(bool(calm)))
+    row.append(float(bool(kinds) and not calm))
+    row.append(float("now" in signs.signs and bool(calm)))
+    return row
+
+
+class EmergencyClassifier:
+    """Logistic regression on the signs (weighted up: they carry what generalises) and on
+    character n-grams of the spoken form."""
+
+    SIGN_WEIGHT = 3.0
+
+    def __init__(self) -> None:
+        self.ngrams = TfidfVectorizer(analyzer="char", ngram_range=(1, 3), sublinear_tf=True)
+        self.model = LogisticRegression(C=2.0, class_weight="balanced", max_iter=2000)
+
+    def _features(self, texts: list[str], fit: bool = False) -> sparse.csr_matrix:
+        flat = [spoken_form(t) for t in texts]
+        grams = self.ngrams.fit_transform(flat) if fit else self.ngrams.transform(flat)
+        signs = np.array([_sign_vector(read_signs(t)) for t in texts]) * self.SIGN_WEIGHT
+        return sparse.hstack([grams, sparse.csr_matrix(signs)]).tocsr()
+
+    def fit(self, texts: list[str], labels: list[int]) -> EmergencyClassifier:
+        # each example twice: as written and as speech gives it
+        both = texts + [spoken_form(t) for t in texts]
+        self.model.fit(self._features(both, fit=True), labels + labels)
+        return self
+
+    def probability(self, text: str) -> float:
+        return float(self.model.predict_proba(self._features([text]))[0, 1])
+
+
+def training_examples(path: Path = TRAINING_FILE) -> tuple[list[str], list[int]]:
+    doc = yaml.safe_load(path.read_text(encoding="utf-8"))
+    texts = [str(t) for t in doc["emergency"]] + [str(t) for t in doc["not_emergency"]]
+    labels = [1] * len(doc["emergency"]) + [0] * len(doc["not_emergency"])
+    return texts, labels
+
+
+_classifier: EmergencyClassifier | None = None
+_lock = threading.Lock()
+
+
+def classifier() -> EmergencyClassifier:
+    global _classifier
+    with _lock:
+        if _classifier is None:
+            _classifier = EmergencyClassifier().fit(*training_examples())
+    return _classifier
+
+
+def assess(text: str) -> tuple[Signs, float]:
+    signs = read_signs(text)
+    if not signs.dangers:
+        return signs, 0.0
+    return signs, classifier().probability(text)
+
+
+def detect(
+    text: str, emergency_probability: float = 0.0, is_top_intent: bool = False
+) -> Emergency | None:
+    """An emergency when the message names a danger and the classifier judges it happening
+    now. (The intent classifier's opinion, the two other arguments, is no longer used; they
+    stay so both engines call this the same way.)"""
+    signs, p = assess(text)
+    if not signs.dangers or p < THRESHOLD:
         return None
-    if not found:
+    specific = [(k, n) for k, n in signs.dangers if k != "help"]
+    if not specific:
         return Emergency(kind="unknown", numbers=("110", "119", "120"))
     numbers: list[str] = []
-    for _, nums in found:
+    for _, nums in specific:
         numbers.extend(n for n in nums if n not in numbers)
-    return Emergency(kind=found[0][0], numbers=tuple(sorted(numbers)))
+    return Emergency(kind=specific[0][0], numbers=tuple(sorted(numbers)))

@@ -192,6 +192,10 @@ class RasaEngine:
         )
         if emergency is not None:
             intent = "emergency"
+        elif intent == "emergency":  # the emergency detector said no: the next best intent
+            rest = {k: v for k, v in probs.items() if k != "emergency"} or {"out_of_scope": 0.0}
+            intent = max(rest, key=rest.__getitem__)
+            intent_conf = rest[intent]
         result = ParseResult(
             text=text,
             intent=intent,
