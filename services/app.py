@@ -18,11 +18,13 @@ from nlu.types import Engine
 from services.agents.actions import AgentActions
 from services.agents.hub import AgentHub
 from services.agents.suggest import OrderIndexer
+from services.api import admin as admin_api
 from services.api import agent as agent_api
 from services.api import auth as auth_api
 from services.api import dispatch as dispatch_api
 from services.api import figures as figures_api
 from services.api import kb as kb_api
+from services.api import staff as staff_api
 from services.api import suggestion as suggestion_api
 from services.config import Settings
 from services.context import CONTEXT, Context
@@ -195,6 +197,8 @@ def create_app(
         suggestion_api,
         figures_api,
         agent_api,
+        admin_api,
+        staff_api,
     ):
         routes.add_routes(app)
     app.router.add_get("/healthz", health)

@@ -17,7 +17,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from services.api.auth import current_user, require_role
-from services.api.order_views import order_detail, order_json
+from services.api.order_views import order_detail, order_json, timed, with_lights
 from services.context import context_of
 from services.core.errors import json_exception
 from services.http.requests import desk_of, paging, read_json, respond, text_field
@@ -41,7 +41,8 @@ async def list_orders(request: web.Request) -> web.Response:
         )
     async with ctx.pool.acquire() as conn:
         rows = await work_orders.of_unit(conn, user.unit, statuses, limit, offset)
-    return respond({"unit": user.unit, "orders": [order_json(r, ctx.units) for r in rows]})
+        orders = await with_lights(conn, [timed(order_json(r, ctx.units), ctx) for r in rows])
+    return respond({"unit": user.unit, "orders": orders})
 
 
 @require_role(UNIT_HANDLER)
@@ -50,7 +51,7 @@ async def get_order(request: web.Request) -> web.Response:
     user = current_user(request)
     async with ctx.pool.acquire() as conn:
         order_id, _ = await actions.visible_order(conn, request.match_info["number"], user.unit)
-        return respond(await order_detail(conn, order_id, ctx.units))
+        return respond(timed(await order_detail(conn, order_id, ctx.units), ctx))
 
 
 async def _act(request: web.Request, kind: str, body_field: str | None) -> web.Response:

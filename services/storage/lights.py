@@ -231,3 +231,14 @@ async def of_order(conn: asyncpg.Connection, order_id: int) -> list[asyncpg.Reco
             WHERE l.work_order_id = $1 ORDER BY l.id""",
         order_id,
     )
+
+
+async def lit_of_orders(conn: asyncpg.Connection, order_ids: list[int]) -> list[asyncpg.Record]:
+    """The lights lit now on some orders (for the lists of the staff pages)."""
+    return await conn.fetch(
+        f"""SELECT l.work_order_id, l.point, l.color, l.unit_code
+            FROM supervision_lights l JOIN work_orders o ON o.id = l.work_order_id
+            WHERE l.work_order_id = ANY($1::bigint[]) AND {LIT}
+            ORDER BY l.id""",
+        order_ids,
+    )
