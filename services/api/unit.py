@@ -50,8 +50,10 @@ async def get_order(request: web.Request) -> web.Response:
     ctx = context_of(request)
     user = current_user(request)
     async with ctx.pool.acquire() as conn:
-        order_id, _ = await actions.visible_order(conn, request.match_info["number"], user.unit)
-        return respond(timed(await order_detail(conn, order_id, ctx.units), ctx))
+        order_id, leads = await actions.visible_order(conn, request.match_info["number"], user.unit)
+        detail = await order_detail(conn, order_id, ctx.units)
+    detail["unit_role"] = "lead" if leads else "assist"
+    return respond(timed(detail, ctx))
 
 
 async def _act(request: web.Request, kind: str, body_field: str | None) -> web.Response:

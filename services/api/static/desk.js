@@ -1,7 +1,7 @@
 // The dispatch desk: the manual dispatch queue, one order with its history, and what the
 // desk does with it (dispatch with lead and assisting units, change the lead, arbitration).
 import {
-  $, h, fill, api, boot, flash, guard, live, debounce, empty, due, lights, statusTag, fmtTime,
+  $, h, fill, api, boot, actorLabel, flash, guard, live, debounce, empty, due, lights, statusTag, fmtTime,
   TYPES, CHANNELS, EVENTS, OUTCOMES, STATUS,
 } from "/staff.js";
 
@@ -96,7 +96,7 @@ function facts(o) {
 
 function timeline(o) {
   return h("ol", { class: "timeline" }, o.events.map((e) => h("li", null,
-    h("div", null, h("b", null, EVENTS[e.kind] || e.kind), " ", h("span", { class: "muted small" }, fmtTime(e.at) + " · " + e.actor + (e.unit ? " · " + (unitName[e.unit] || e.unit) : ""))),
+    h("div", null, h("b", null, EVENTS[e.kind] || e.kind), " ", h("span", { class: "muted small" }, fmtTime(e.at) + " · " + actorLabel(e) + (e.unit ? " · " + (unitName[e.unit] || e.unit) : ""))),
     e.note ? h("div", { class: "small" }, e.note) : null)));
 }
 
@@ -234,7 +234,10 @@ boot({
       const changed = touched;
       touched = new Set();
       await loadQueue();
-      if (current && changed.has(current.request_number)) show(await api("GET", "/api/dispatch/orders/" + current.request_number));
+      if (current && changed.has(current.request_number)) {
+        const fresh = await api("GET", "/api/dispatch/orders/" + current.request_number);
+        if (fresh.events.length !== current.events.length || fresh.status !== current.status) show(fresh);
+      }
     }), 300);
     const reload = (number) => { touched.add(number); reloadSoon(); };
     live((frame) => { if (frame.type !== "ready") reload(frame.request_number); });

@@ -34,6 +34,9 @@ export const EVENTS = {
   note: "备注", repeat_linked: "重复诉求", escalated: "升级督办", assist_added: "增加协办",
   suggestion_adopted: "建议采纳", suggestion_not_adopted: "建议未采纳",
 };
+const ACTORS = { system: "系统", citizen: "市民", bot: "智能客服" };
+/** Who did something in an order's history: people by name, the rest by what they are. */
+export function actorLabel(e) { return ACTORS[e.actor_role] || e.actor; }
 export const OUTCOMES = { satisfied: "满意", basically_satisfied: "基本满意", dissatisfied: "不满意", no_answer: "未接通" };
 const ERRORS = {
   unauthorized: "登录已失效，请重新登录", forbidden: "此账号无权执行该操作", not_found: "未找到",
@@ -58,7 +61,7 @@ export function h(tag, props, ...children) {
     else if (key in node && key !== "list" && key !== "form") node[key] = value;
     else node.setAttribute(key, value === true ? "" : String(value));
   }
-  for (const child of children.flat()) {
+  for (const child of children.flat(Infinity)) {
     if (child == null || child === false) continue;
     node.append(child instanceof Node ? child : document.createTextNode(String(child)));
   }
@@ -67,7 +70,7 @@ export function h(tag, props, ...children) {
 
 /** Replace a node's children, skipping the empty ones (null, false) a conditional left. */
 export function fill(node, ...children) {
-  node.replaceChildren(...children.flat().filter((c) => c != null && c !== false));
+  node.replaceChildren(...children.flat(Infinity).filter((c) => c != null && c !== false));
   return node;
 }
 
@@ -287,9 +290,11 @@ export function debounce(fn, ms = 250) {
   return () => { clearTimeout(timer); timer = setTimeout(fn, ms); };
 }
 
+/** Tab buttons; names maps a key to a label, or to [label, count]. */
 export function tabs(container, names, onPick) {
   const buttons = Object.entries(names).map(([key, label]) =>
-    h("button", { type: "button", role: "tab", dataset: { tab: key }, "aria-selected": "false", onclick: () => pick(key) }, label));
+    h("button", { type: "button", role: "tab", dataset: { tab: key }, "aria-selected": "false", onclick: () => pick(key) },
+      Array.isArray(label) ? [label[0], h("span", { class: "count" }, String(label[1]))] : label));
   function pick(key) {
     for (const b of buttons) b.setAttribute("aria-selected", String(b.dataset.tab === key));
     onPick(key);
