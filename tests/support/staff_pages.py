@@ -36,5 +36,6 @@ async def snap(page: Any, name: str) -> None:
     if os.environ.get("HOTLINE_SCREENSHOTS") != "1":
         return
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    await page.evaluate("window.scrollTo(0, 0)")
     await page.wait_for_timeout(300)
     await page.screenshot(path=str(SCREENSHOTS / f"{name}.png"))

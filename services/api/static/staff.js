@@ -185,7 +185,7 @@ function header(page) {
   bar.replaceChildren(
     h("span", { class: "brand" }, h("b", null, "12345"), "政务服务便民热线"),
     h("nav", { "aria-label": "页面" }, links),
-    h("span", { class: "live off", id: "live", title: "实时更新" }, "实时"),
+    h("span", { class: "live off", id: "live", title: "实时更新", hidden: true }, "实时"),
     h("span", { class: "who" }, (me.display_name || me.username) + " · " + ROLE_LABELS[me.role] + (me.unit ? "（" + me.unit + "）" : "")),
     h("button", { class: "link", type: "button", id: "logout", onclick: logout }, "退出"),
   );
@@ -269,7 +269,7 @@ export function live(onFrame) {
   const mark = (on) => {
     document.body.dataset.live = on ? "1" : "";
     const badge = $("live");
-    if (badge) { badge.className = "live " + (on ? "on" : "off"); badge.textContent = on ? "实时" : "连接中"; }
+    if (badge) { badge.hidden = false; badge.className = "live " + (on ? "on" : "off"); badge.textContent = on ? "实时" : "连接中"; }
   };
   ws.onopen = () => ws.send(JSON.stringify({ token: token() }));
   ws.onmessage = (ev) => {
