@@ -34,11 +34,12 @@ async def test_dispatcher_dispatches_a_queued_order_with_lead_and_assisting_unit
     await make_user(svc, "ag", "agent")
     lamp = await queued(svc, "长福路路灯坏了好几天，晚上很黑，走路很不安全", phone="13912345678")
     drain = await queued(svc, "宝盖镇菜市场门口下水道堵了" + HOSTILE, location="宝盖镇菜市场")
+    await queued(svc, "建议在湖滨公园增设几处公共厕所", request_type="suggest", location="湖滨公园")
     async with chromium_page() as page:
         errors = watch_console(page)
         await log_in(page, svc.url, "/desk", "ag", PASSWORD)
         items = page.locator("#queue .item")
-        assert await items.count() == 2
+        assert await items.count() == 3
         # the header: the pages an agent may use, this one marked
         assert await page.locator("#topbar nav a").all_inner_texts() == ["坐席工作台", "派单台"]
         assert await page.locator("#topbar nav a[aria-current='page']").inner_text() == "派单台"
@@ -60,7 +61,7 @@ async def test_dispatcher_dispatches_a_queued_order_with_lead_and_assisting_unit
         await page.click("#dispatch")
         await page.wait_for_selector(".flash.ok")
         assert "市市政公用事业管理中心" in await page.locator("#flash").inner_text()
-        await page.wait_for_function("document.querySelectorAll('#queue .item').length === 1")
+        await page.wait_for_function("document.querySelectorAll('#queue .item').length === 2")
 
         row = await order_row(svc, lamp)
         assert (row["status"], row["lead_unit"]) == ("dispatched", "municipal-works")

@@ -18,6 +18,12 @@ from tests.support.staff_pages import log_in, snap, watch_console
 pytestmark = pytest.mark.browser
 NOW = datetime(2026, 11, 23, 10, tzinfo=CHINA_TZ)
 DISPUTED = "小区物业不管楼道里堆放的杂物，存在消防安全隐患，希望有人来管一管"
+OTHERS = [
+    ("ecology", "工业区有工厂晚上偷排废气，气味很刺鼻"),
+    ("sanitation", "菜市场旁边的垃圾三天没人清运了"),
+    ("urban-management", "人行道上有流动摊贩占道经营，行人只能走机动车道"),
+    ("municipal-works", "新华路有个井盖缺失，晚上很危险"),
+]
 SIMILAR = "小区物业不管楼道里堆的杂物，有消防安全隐患，希望有人管一管"
 
 
@@ -29,6 +35,8 @@ async def test_supervisor_watches_lights_live_and_arbitrates_and_the_precedent_r
     await make_user(svc, "h-housing", "unit_handler", "housing")
     clock.current = NOW
     lamp, _ = await file_order(svc, NOW)  # municipal-works, confident
+    for unit, text in OTHERS:  # a board with several units on it
+        await file_order(svc, NOW, content=text, location=None, suggestions=[suggestion(unit)])
     disputed, intake = await file_order(
         svc, NOW, content=DISPUTED, location=None, suggestions=[suggestion("housing")]
     )
