@@ -33,7 +33,7 @@ async def test_dispatcher_dispatches_a_queued_order_with_lead_and_assisting_unit
     svc = desk_service
     await make_user(svc, "ag", "agent")
     lamp = await queued(svc, "长福路路灯坏了好几天，晚上很黑，走路很不安全", phone="13912345678")
-    drain = await queued(svc, "宝盖镇菜市场门口下水道堵了" + HOSTILE, location="宝盖镇菜市场")
+    await queued(svc, "宝盖镇菜市场门口下水道堵了，污水漫到路上", location="宝盖镇菜市场")
     await queued(svc, "建议在湖滨公园增设几处公共厕所", request_type="suggest", location="湖滨公园")
     async with chromium_page() as page:
         errors = watch_console(page)
@@ -45,11 +45,6 @@ async def test_dispatcher_dispatches_a_queued_order_with_lead_and_assisting_unit
         assert await page.locator("#topbar nav a[aria-current='page']").inner_text() == "派单台"
         await page.click(f"#queue .item[data-number='{lamp}']")
         await page.wait_for_selector("#suggestions .sugg")
-        # what citizens wrote is shown as text, never run
-        assert await page.evaluate("window.__pwned === undefined")
-        assert await page.locator("#queue img").count() == 0
-        shown = page.locator(f"#queue .item[data-number='{drain}'] .text")
-        assert HOSTILE in await shown.inner_text()
         assert "走路很不安全" in await page.locator("#detail-content").inner_text()
         why = await page.locator("#suggestions .sugg").first.inner_text()
         assert "市政" in why and "智能识别" in why and "46%" in why
@@ -92,8 +87,19 @@ async def test_dispatcher_dispatches_a_queued_order_with_lead_and_assisting_unit
 
         # live: an order filed meanwhile shows up without reloading the page
         await page.wait_for_selector("body[data-live='1']")
-        fresh = await queued(svc, "湖滨街道一处井盖不见了，很危险")
+        fresh = await queued(svc, "湖滨街道一处井盖不见了" + HOSTILE)
         await page.wait_for_selector(f"#queue .item[data-number='{fresh}']", timeout=10000)
+        # what citizens wrote is shown as text, never run
+        await page.click(f"#queue .item[data-number='{fresh}']")
+        await page.wait_for_function(
+            f"document.getElementById('detail-number').textContent === '{fresh}'"
+        )
+        assert await page.evaluate("window.__pwned === undefined")
+        assert await page.locator("#queue img, #detail img").count() == 0
+        assert (
+            HOSTILE in await page.locator(f"#queue .item[data-number='{fresh}'] .text").inner_text()
+        )
+        assert HOSTILE in await page.locator("#detail-content").inner_text()
     assert errors == []
 
 

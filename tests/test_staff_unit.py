@@ -10,6 +10,7 @@ from datetime import datetime
 import pytest
 
 from services.core.clock import CHINA_TZ
+from services.revisits.service import RevisitService
 from tests.support.browser import chromium_page
 from tests.support.desk import PASSWORD, file_order, make_user, order_row
 from tests.support.staff_pages import log_in, snap, watch_console
@@ -118,4 +119,55 @@ async def test_an_assisting_unit_sees_the_order_read_only(desk_service):
         await page.wait_for_selector("#detail-number")
         assert "协办" in await page.locator("#detail").inner_text()
         assert await page.locator("#sign, #resolve, #return").count() == 0
+    assert errors == []
+
+
+async def test_handler_decides_a_suggestion_and_sees_the_dissatisfied_revisit_live(
+    desk_service, clock
+):
+    """The revisit's verdict is recorded by the revisit service itself (what the phone, SMS and
+    chat answers call); the page shows it, with the citizen's comment, as it happens."""
+    svc = desk_service
+    await make_user(svc, "h-works", "unit_handler", "municipal-works")
+    clock.current = NOW
+    order, _ = await file_order(
+        svc, NOW, request_type="suggest", content="建议在长福路增设路灯，晚上太暗"
+    )
+    number = order["request_number"]
+    revisits = RevisitService(
+        svc.ctx.settings, svc.pool, clock, None, svc.desk.clocks, svc.desk.supervision
+    )
+    async with chromium_page() as page:
+        errors = watch_console(page)
+        await log_in(page, svc.url, "/unit", "h-works", PASSWORD)
+        await page.wait_for_selector("body[data-live='1']")
+        await page.click(f"#orders .item[data-number='{number}']")
+        await page.click("#sign")
+        await page.wait_for_selector("#suggestion-form")
+        await page.check("#adopt-yes")
+        await page.fill("#adopt-reason", "已列入明年路灯增设计划")
+        await page.click("#adopt")
+        await page.wait_for_selector("#suggestion-form", state="detached")
+        await page.fill("#resolve-result", "已列入计划，明年二季度施工")
+        await page.click("#resolve")
+        await page.wait_for_selector("#detail [data-outcome]")
+        async with svc.pool.acquire() as conn, conn.transaction():
+            row = await conn.fetchrow(
+                "SELECT * FROM revisits WHERE work_order_id = $1 FOR UPDATE", order["id"]
+            )
+            await revisits.finish(conn, row, "dissatisfied", "等到明年太久了", clock.now())
+        comment = page.locator("#detail [data-outcome='dissatisfied'] .revisit-comment")
+        await comment.wait_for(timeout=10000)
+        assert await comment.inner_text() == "等到明年太久了"
+        assert "回访不满意" in await page.locator("#detail").inner_text()
+    async with svc.pool.acquire() as conn:
+        kinds = [
+            r["kind"]
+            for r in await conn.fetch(
+                "SELECT kind FROM work_order_events WHERE work_order_id = $1 ORDER BY id",
+                order["id"],
+            )
+        ]
+    assert "suggestion_adopted" in kinds and kinds[-1] == "revisit_dissatisfied"
+    assert (await order_row(svc, number))["status"] == "signed"
     assert errors == []
