@@ -295,8 +295,13 @@ async def in_status(
     )
 
 
+def _escaped(word: str) -> str:
+    """`word` matched literally by LIKE (its wildcards are characters a citizen may write)."""
+    return word.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
 def _like(word: str) -> str:
-    return "%" + word.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+    return "%" + _escaped(word) + "%"
 
 
 async def search(
@@ -315,7 +320,7 @@ async def search(
                OR (SELECT bool_and(content || ' ' || coalesce(location, '') ILIKE w)
                    FROM unnest($3::text[]) AS w)
             ORDER BY created_at DESC, id DESC LIMIT $4 OFFSET $5""",
-        text.strip(),
+        _escaped(text.strip()),
         digits if digits == text.strip().replace("-", "").replace(" ", "") else "",
         [_like(w) for w in words],
         limit,
