@@ -99,3 +99,55 @@ async def test_admin_accounts_api_refuses_bad_input_with_reasons(desk_service):
             f"/api/admin/users/{made['id']}/password", {"password": "short"}
         )
         assert (status, answer["error"]) == (400, "bad_account")
+
+
+async def _frame(ws: aiohttp.ClientWebSocketResponse, timeout: float = 10) -> dict:
+    return await ws.receive_json(timeout=timeout)
+
+
+async def test_the_staff_socket_pushes_order_changes_and_one_event_per_light_scan(
+    desk_service, clock
+):
+    svc = desk_service
+    await make_user(svc, "sup", "supervisor")
+    await make_user(svc, "h-eco", "unit_handler", "ecology")
+    clock.current = NOW
+    async with aiohttp.ClientSession() as http:
+        sockets = {}
+        for name in ("sup", "h-eco"):
+            api = await login(http, svc, name)
+            ws = await http.ws_connect(svc.url + "/api/staff/ws")
+            await ws.send_json({"token": api.token})
+            assert (await _frame(ws))["type"] == "ready"
+            sockets[name] = ws
+        works, _ = await file_order(svc, NOW)  # municipal-works
+        eco, _ = await file_order(
+            svc, NOW, content="饭店油烟太大", location=None, suggestions=[suggestion("ecology")]
+        )
+        seen = [await _frame(sockets["sup"]) for _ in range(2)]
+        assert [(f["type"], f["request_number"], f["status"]) for f in seen] == [
+            ("order", works["request_number"], "awaiting_dispatch"),
+            ("order", works["request_number"], "dispatched"),
+        ]
+        # the unit hears only of its own order, by number
+        mine = await _frame(sockets["h-eco"])
+        assert mine == {"type": "order", "request_number": eco["request_number"]}
+
+        # a scan that raises several lights is one event (however many it raises)
+        clock.current = datetime(2026, 11, 24, 10, 30, tzinfo=CHINA_TZ)
+        report = await svc.desk.supervision.scan()
+        assert report.lights >= 4
+        frames = []
+        while True:
+            f = await _frame(sockets["sup"])
+            if f["type"] == "lights":
+                frames.append(f)
+                break
+        assert frames[0]["count"] == report.lights
+        assert sorted(frames[0]["units"]) == ["ecology", "municipal-works"]
+        got = await _frame(sockets["h-eco"])
+        while got["type"] != "lights":
+            got = await _frame(sockets["h-eco"])
+        assert got == {"type": "lights", "request_number": None}
+        for ws in sockets.values():
+            await ws.close()

@@ -12,7 +12,8 @@ delivered them.
 The same connection LISTENs on `order_events` (migration 009_issue15_staff_pages): a work
 order filed, its status or lead unit changed, an assisting unit added, a light raised. Those go
 to the staff pages' sockets (dispatch desk, supervision board: everything; a unit's page: only
-its own orders, and only the request number).
+its own orders, and only the request number). Lights come one event per statement that raised
+them ({"kind": "lights", "count", "units"}), however many a scan raises.
 """
 
 from __future__ import annotations
@@ -156,6 +157,7 @@ class AgentHub:
         everyone = {ws for ws, unit in self.staff.items() if unit is None}
         await self._send(everyone, full)
         concerned = {event.get("lead_unit"), event.get("old_lead_unit"), event.get("unit")}
+        concerned.update(event.get("units") or ())
         units = {ws for ws, unit in self.staff.items() if unit is not None and unit in concerned}
         short = {"type": event["kind"], "request_number": event.get("request_number")}
         await self._send(units, short)

@@ -2,7 +2,7 @@
 -- 'order_events', in the transaction that makes them, so every service process can push them
 -- to the dispatch desk, the supervision board and the unit pages (services/agents/hub.py).
 -- Only changes a waiting person sees: a new order, a new status or lead unit, an assisting
--- unit added, a light raised. Clock recomputations and other column updates stay quiet.
+-- unit added, lights raised. Clock recomputations and other column updates stay quiet.
 CREATE FUNCTION order_notify_change() RETURNS trigger AS $$
 BEGIN
     IF TG_OP = 'INSERT' OR NEW.status IS DISTINCT FROM OLD.status
@@ -30,14 +30,21 @@ END $$ LANGUAGE plpgsql;
 CREATE TRIGGER work_order_assists_notify AFTER INSERT ON work_order_assists
     FOR EACH ROW EXECUTE FUNCTION order_notify_assist();
 
-CREATE FUNCTION order_notify_light() RETURNS trigger AS $$
+-- Lights: one NOTIFY per statement (a scan may raise thousands at once), naming the units.
+CREATE FUNCTION order_notify_lights() RETURNS trigger AS $$
+DECLARE
+    raised bigint;
 BEGIN
-    PERFORM pg_notify('order_events', json_build_object(
-        'kind', 'light', 'request_number',
-        (SELECT request_number FROM work_orders WHERE id = NEW.work_order_id),
-        'unit', NEW.unit_code, 'point', NEW.point, 'color', NEW.color)::text);
+    SELECT count(*) INTO raised FROM new_lights;
+    IF raised > 0 THEN
+        PERFORM pg_notify('order_events', json_build_object(
+            'kind', 'lights', 'count', raised,
+            'units', (SELECT coalesce(json_agg(DISTINCT unit_code), '[]'::json)
+                      FROM new_lights WHERE unit_code IS NOT NULL))::text);
+    END IF;
     RETURN NULL;
 END $$ LANGUAGE plpgsql;
 
 CREATE TRIGGER supervision_lights_notify AFTER INSERT ON supervision_lights
-    FOR EACH ROW EXECUTE FUNCTION order_notify_light();
+    REFERENCING NEW TABLE AS new_lights
+    FOR EACH STATEMENT EXECUTE FUNCTION order_notify_lights();
