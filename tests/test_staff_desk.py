@@ -5,6 +5,7 @@ sees the queue change live, also when the change is made by another `hotline ser
 from __future__ import annotations
 
 from datetime import datetime
+from types import SimpleNamespace
 
 import aiohttp
 import pytest
@@ -122,7 +123,7 @@ async def test_the_queue_updates_live_when_another_process_dispatches(
         await page.wait_for_selector("#dispatch-form")
         with serving(env) as other:
             async with aiohttp.ClientSession() as http:
-                colleague = await login(http, type("S", (), {"url": other})(), "ag2")
+                colleague = await login(http, SimpleNamespace(url=other), "ag2")
                 status, body = await colleague.post(
                     f"/api/dispatch/orders/{number}/dispatch", {"lead": "municipal-works"}
                 )

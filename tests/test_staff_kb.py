@@ -91,6 +91,7 @@ async def test_editor_creates_publishes_edits_imports_and_answers_a_miss(service
         assert "每周二、周五上门清运。" in await diff.locator(".diff-del").inner_text()
         assert "免费" in await diff.locator(".diff-add").inner_text()
         await snap(page, "kb")
+        await snap(page, "kb-history", show="#diff")
         row = await conn.fetchrow(
             "SELECT status, answer, valid_from, valid_until, version FROM kb_entries WHERE id = 'ui-garbage'"
         )

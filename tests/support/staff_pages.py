@@ -30,12 +30,15 @@ async def log_in(page: Any, url: str, path: str, username: str, password: str) -
     await page.wait_for_selector("body[data-ready='1'], body[data-refused='1']", timeout=15000)
 
 
-async def snap(page: Any, name: str) -> None:
+async def snap(page: Any, name: str, show: str | None = None) -> None:
     """docs/screenshots/<name>.png, when asked for (HOTLINE_SCREENSHOTS=1): the pictures in the
     docs come from the same runs that check the pages work."""
     if os.environ.get("HOTLINE_SCREENSHOTS") != "1":
         return
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    await page.evaluate("window.scrollTo(0, 0)")
+    if show:  # the part of a long page the picture is about
+        await page.locator(show).scroll_into_view_if_needed()
+    else:
+        await page.evaluate("window.scrollTo(0, 0)")
     await page.wait_for_timeout(300)
     await page.screenshot(path=str(SCREENSHOTS / f"{name}.png"))

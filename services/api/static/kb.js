@@ -8,6 +8,7 @@ const STATUS = { draft: "草稿", published: "已发布", retired: "已下架" }
 const STATUS_TAG = { draft: "yellow", published: "green", retired: "" };
 const ACTIONS = { publish: ["发布", ["draft", "retired"]], retire: ["下架", ["draft", "published"]], withdraw: ["撤回为草稿", ["published", "retired"]] };
 const FIELDS = { id: "编号", question: "问题", alternatives: "其他问法", answer: "答案", unit: "主管单位", tags: "标签", valid_from: "生效日期", valid_until: "失效日期", status: "状态" };
+const VERSION_ACTIONS = { create: "创建", edit: "修改", update: "修改", publish: "发布", retire: "下架", withdraw: "撤回", import: "导入" };
 const VIEWS = { entries: "知识条目", import: "导入导出", misses: "未解答问题", flagged: "反馈标记", providers: "服务商" };
 let units = [];
 let current = null; // the entry in the editor (null: a new one)
@@ -109,7 +110,7 @@ async function loadHistory(id) {
   const diffBox = h("div", { id: "diff" });
   fill($("history"), h("h3", null, "版本历史"),
     h("table", null, h("tbody", null, versions.map((v) => h("tr", { dataset: { version: String(v.version) } },
-      h("td", { class: "mono" }, "v" + v.version), h("td", null, v.action), h("td", null, v.changed_by), h("td", null, fmtTime(v.changed_at)),
+      h("td", { class: "mono" }, "v" + v.version), h("td", null, VERSION_ACTIONS[v.action] || v.action), h("td", null, v.changed_by), h("td", null, fmtTime(v.changed_at)),
       h("td", { class: "small muted" }, v.changed_fields.map((f) => FIELDS[f] || f).join("、")),
       h("td", null, v.version > 1 ? h("button", { type: "button", class: "show-diff", onclick: () => diff(versions, v, diffBox) }, "对比上一版") : null))))),
     diffBox);
