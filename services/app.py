@@ -18,6 +18,7 @@ from nlu.types import Engine
 from services.agents.actions import AgentActions
 from services.agents.hub import AgentHub
 from services.agents.suggest import OrderIndexer
+from services.api import admin as admin_api
 from services.api import agent as agent_api
 from services.api import audit as audit_api
 from services.api import auth as auth_api
@@ -26,6 +27,7 @@ from services.api import figures as figures_api
 from services.api import kb as kb_api
 from services.api import metrics as metrics_api
 from services.api import reads
+from services.api import staff as staff_api
 from services.api import suggestion as suggestion_api
 from services.config import (
     Settings,
@@ -257,6 +259,8 @@ def create_app(
         agent_api,
         metrics_api,
         audit_api,
+        admin_api,
+        staff_api,
     ):
         routes.add_routes(app)
     app.router.add_get("/healthz", health)

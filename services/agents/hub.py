@@ -8,6 +8,12 @@ call's transcript turn, the bot's reading of each) go to the agent sockets watch
 conversation; a citizen's web-chat socket gets what an agent wrote, and what the bot wrote
 unasked (the revisit question). Events are handled one at a time, in the order PostgreSQL
 delivered them.
+
+The same connection LISTENs on `order_events` (migration 012_staff_pages): a work
+order filed, its status or lead unit changed, an assisting unit added, a light raised. Those go
+to the staff pages' sockets (dispatch desk, supervision board: everything; a unit's page: only
+its own orders, and only the request number). Lights come one event per statement that raised
+them ({"kind": "lights", "count", "units"}), however many a scan raises.
 """
 
 from __future__ import annotations
@@ -27,6 +33,7 @@ from services.storage import agent_workspace as store
 log = logging.getLogger(__name__)
 
 CHANNEL = "agent_events"
+ORDER_CHANNEL = "order_events"
 
 
 def queue_json(row: asyncpg.Record) -> dict[str, Any]:
@@ -60,8 +67,10 @@ class AgentHub:
         # each agent socket with the conversations it watches
         self.agents: dict[web.WebSocketResponse, set[int]] = {}
         self.citizens: dict[str, set[web.WebSocketResponse]] = {}
+        # each staff page socket with the one unit it may hear about (None: every order)
+        self.staff: dict[web.WebSocketResponse, str | None] = {}
         self._conn: asyncpg.Connection | None = None
-        self._events: asyncio.Queue[str] = asyncio.Queue()
+        self._events: asyncio.Queue[tuple[str, str]] = asyncio.Queue()
         self._worker: asyncio.Task | None = None
         self._lock = asyncio.Lock()
 
@@ -72,6 +81,7 @@ class AgentHub:
                 return
             conn = await self.pool.acquire()
             await conn.add_listener(CHANNEL, self._on_notify)
+            await conn.add_listener(ORDER_CHANNEL, self._on_notify)
             self._conn = conn
             self._worker = asyncio.create_task(self._run())
 
@@ -83,19 +93,24 @@ class AgentHub:
             conn, self._conn = self._conn, None
             try:
                 await conn.remove_listener(CHANNEL, self._on_notify)
+                await conn.remove_listener(ORDER_CHANNEL, self._on_notify)
             finally:
                 await self.pool.release(conn)
-        for ws in list(self.agents) + [w for s in self.citizens.values() for w in s]:
+        sockets = list(self.agents) + list(self.staff)
+        for ws in sockets + [w for s in self.citizens.values() for w in s]:
             await ws.close()
 
-    def _on_notify(self, _conn: object, _pid: int, _channel: str, payload: str) -> None:
-        self._events.put_nowait(payload)
+    def _on_notify(self, _conn: object, _pid: int, channel: str, payload: str) -> None:
+        self._events.put_nowait((channel, payload))
 
     async def _run(self) -> None:
         while True:
-            payload = await self._events.get()
+            channel, payload = await self._events.get()
             try:
-                await self._handle(json.loads(payload))
+                if channel == ORDER_CHANNEL:
+                    await self._to_staff(json.loads(payload))
+                else:
+                    await self._handle(json.loads(payload))
             except Exception:  # one bad event must not stop the pushes
                 log.exception("agent event %s failed", payload)
 
@@ -134,6 +149,19 @@ class AgentHub:
         frame = {"type": "agent_message", "text": msg["text"], "id": msg["id"]}
         await self._send(sockets, {**frame, "author": msg["author"]})
 
+    async def _to_staff(self, event: dict[str, Any]) -> None:
+        if not self.staff:
+            return
+        full = {k: v for k, v in event.items() if k not in ("kind", "old_lead_unit")}
+        full["type"] = event["kind"]
+        everyone = {ws for ws, unit in self.staff.items() if unit is None}
+        await self._send(everyone, full)
+        concerned = {event.get("lead_unit"), event.get("old_lead_unit"), event.get("unit")}
+        concerned.update(event.get("units") or ())
+        units = {ws for ws, unit in self.staff.items() if unit is not None and unit in concerned}
+        short = {"type": event["kind"], "request_number": event.get("request_number")}
+        await self._send(units, short)
+
     async def _send(self, sockets: set[web.WebSocketResponse], frame: dict[str, Any]) -> None:
         """Send to each open socket; a closed one is forgotten (its handler may not have
         noticed yet)."""
@@ -147,6 +175,7 @@ class AgentHub:
                     pass
             self.remove_agent(ws)
             self.remove_citizen(ws)
+            self.remove_staff(ws)
 
     # -- sockets --------------------------------------------------------------------------
 
@@ -166,6 +195,14 @@ class AgentHub:
 
     def remove_agent(self, ws: web.WebSocketResponse) -> None:
         self.agents.pop(ws, None)
+
+    async def add_staff(self, ws: web.WebSocketResponse, unit: str | None) -> None:
+        """A staff page's socket: every order change, or with `unit` only that unit's."""
+        await self.start()
+        self.staff[ws] = unit
+
+    def remove_staff(self, ws: web.WebSocketResponse) -> None:
+        self.staff.pop(ws, None)
 
     async def add_citizen(self, session_key: str, ws: web.WebSocketResponse) -> None:
         await self.start()

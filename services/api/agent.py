@@ -25,21 +25,21 @@ from datetime import datetime, time, timedelta
 from pathlib import Path
 from typing import Any
 
-from aiohttp import WSMsgType, web
+from aiohttp import web
 
 from nlu.types import REQUEST_TYPES
 from services.agents import suggest as agent_suggest
 from services.agents.actions import AgentActions, OrderDraft
 from services.agents.hub import message_json, queue_json
 from services.api.audit import record_read
-from services.api.auth import authenticate, current_user, require_role
+from services.api.auth import current_user, require_role, socket_user
 from services.context import Context, context_of
 from services.core.clock import CHINA_TZ
-from services.core.errors import ServiceError, Unavailable, json_exception
+from services.core.errors import Unavailable, json_exception
 from services.http.pages import HTML, JAVASCRIPT, static_file
 from services.http.requests import day_param, read_json, respond, text_field
-from services.http.ws_frames import parse_frame, serve_json_frames
-from services.staff.accounts import AGENT, SUPERVISOR, StaffUser
+from services.http.ws_frames import serve_json_frames
+from services.staff.accounts import AGENT, SUPERVISOR
 from services.storage import agent_workspace as store
 from services.storage import messages
 
@@ -217,41 +217,13 @@ async def get_stats(request: web.Request) -> web.Response:
     )
 
 
-async def _socket_user(request: web.Request, ws: web.WebSocketResponse) -> StaffUser | None:
-    """Browsers cannot set headers on a WebSocket: the bearer token is the first frame. The
-    socket is closed (4401 no or dead token, 4403 wrong role) and None comes back when the
-    user may not have it."""
-    try:
-        msg = await ws.receive(timeout=10)
-    except TimeoutError:
-        await ws.close(code=4401, message=b"no token")
-        return None
-    body = parse_frame(msg.data) if msg.type == WSMsgType.TEXT else None
-    token = body.get("token") if body else None
-    if not isinstance(token, str) or not token:
-        await ws.send_json({"error": "unauthorized", "reason": 'send {"token": ...} first'})
-        await ws.close(code=4401)
-        return None
-    try:
-        user = await authenticate(request.clone(headers={"Authorization": f"Bearer {token}"}))
-    except ServiceError as exc:
-        await ws.send_json(exc.body())
-        await ws.close(code=4401)
-        return None
-    if user.role not in ROLES:
-        await ws.send_json({"error": "forbidden", "reason": "this needs the role agent"})
-        await ws.close(code=4403)
-        return None
-    return user
-
-
 async def websocket(request: web.Request) -> web.WebSocketResponse:
     """Queue changes for every agent; {"type": "watch", "conversation_id": N} adds the
     messages of conversation N as they arrive (the one open on the agent's screen)."""
     ctx = context_of(request)
     ws = web.WebSocketResponse(heartbeat=30, max_msg_size=64 * 1024)
     await ws.prepare(request)
-    user = await _socket_user(request, ws)
+    user = await socket_user(request, ws, ROLES)
     if user is None:
         return ws
     hub = context_of(request).hub

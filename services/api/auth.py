@@ -20,12 +20,13 @@ import math
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
 
-from aiohttp import web
+from aiohttp import WSMsgType, web
 
 from services.context import context_of
-from services.core.errors import json_exception
+from services.core.errors import ServiceError, json_exception
 from services.http.ratelimit import RATE_LIMITS, RateLimited, client_address
 from services.http.requests import read_json, respond, text_field
+from services.http.ws_frames import parse_frame
 from services.staff.accounts import (
     MAX_PASSWORD_CHARS,
     ROLES,
@@ -101,6 +102,37 @@ def require_role(*roles: str) -> Callable[[Handler], Handler]:
         return guarded
 
     return wrap
+
+
+async def socket_user(
+    request: web.Request, ws: web.WebSocketResponse, roles: tuple[str, ...]
+) -> StaffUser | None:
+    """Browsers cannot set headers on a WebSocket: the bearer token is the first frame. The
+    socket is closed (4401 no or dead token, 4403 a role not in `roles`) and None comes back
+    when the user may not have it."""
+    try:
+        msg = await ws.receive(timeout=10)
+    except TimeoutError:
+        await ws.close(code=4401, message=b"no token")
+        return None
+    body = parse_frame(msg.data) if msg.type == WSMsgType.TEXT else None
+    token = body.get("token") if body else None
+    if not isinstance(token, str) or not token:
+        await ws.send_json({"error": "unauthorized", "reason": 'send {"token": ...} first'})
+        await ws.close(code=4401)
+        return None
+    try:
+        user = await authenticate(request.clone(headers={"Authorization": f"Bearer {token}"}))
+    except ServiceError as exc:
+        await ws.send_json(exc.body())
+        await ws.close(code=4401)
+        return None
+    if user.role not in roles:
+        reason = f"this needs the role {' or '.join(roles)}"
+        await ws.send_json({"error": "forbidden", "reason": reason})
+        await ws.close(code=4403)
+        return None
+    return user
 
 
 async def post_login(request: web.Request) -> web.Response:

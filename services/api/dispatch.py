@@ -3,6 +3,7 @@
 Dispatch desk (agent, supervisor):
     GET  /api/dispatch/queue                           manual dispatch queue, top-3 suggestions
     GET  /api/dispatch/orders/{number}                 any order with history, units, lights
+    GET  /api/dispatch/search?q=                       by request number, phone or words
     POST /api/dispatch/orders/{number}/dispatch        {"lead", "assists": [...], "note"}
     POST /api/dispatch/orders/{number}/lead            {"lead", "reason"}   change the lead
     POST /api/dispatch/orders/{number}/assists         {"unit"}             add an assisting unit
@@ -32,7 +33,13 @@ from aiohttp import web
 from services.api import unit as unit_api
 from services.api.audit import record_read
 from services.api.auth import current_user, require_role
-from services.api.order_views import order_detail, order_json
+from services.api.order_views import (
+    arbitration_reasons,
+    order_detail,
+    order_json,
+    timed,
+    with_lights,
+)
 from services.api.reads import replica_read
 from services.context import Context, context_of
 from services.core.unit_directory import set_contact_phone
@@ -83,7 +90,7 @@ async def _desk_action(request: web.Request, action) -> web.Response:  # noqa: A
     async with ctx.pool.acquire() as conn, conn.transaction():
         order_id = await _order_id(conn, number)
         await action(desk, conn, order_id, body, _actor(request), ctx.clock.now())
-        return respond(await order_detail(conn, order_id, ctx.units))
+        return respond(timed(await order_detail(conn, order_id, ctx.units), ctx))
 
 
 # -- dispatch desk -------------------------------------------------------------------------
@@ -94,7 +101,11 @@ async def _queue(request: web.Request, statuses: tuple[str, ...]) -> web.Respons
     limit, offset = paging(request)
     async with ctx.pool.acquire() as conn:
         items = await desk_of(ctx).dispatcher.queue(conn, statuses, limit, offset)
-    orders = [{**order_json(row, ctx.units), **extra} for row, extra in items]
+        orders = [{**timed(order_json(row, ctx.units), ctx), **extra} for row, extra in items]
+        await with_lights(conn, orders)
+        if statuses == (states.ARBITRATION,):
+            for order in orders:
+                order["reasons"] = await arbitration_reasons(conn, order["id"])
     await record_read(request, "order_list", [o["request_number"] for o in orders])
     return respond({"orders": orders})
 
@@ -105,11 +116,26 @@ async def dispatch_queue(request: web.Request) -> web.Response:
 
 
 @require_role(*DESK_ROLES)
+async def search_orders(request: web.Request) -> web.Response:
+    ctx = context_of(request)
+    text = (request.query.get("q") or "").strip()
+    if not text:
+        raise json_exception(400, "missing_q", "q (a request number, phone or words) is required")
+    if len(text) > 200:
+        raise json_exception(400, "bad_q", "q is longer than 200 characters")
+    limit, offset = paging(request, default=50, most=200)
+    async with ctx.pool.acquire() as conn:
+        rows = await work_orders.search(conn, text, limit, offset)
+        orders = await with_lights(conn, [timed(order_json(r, ctx.units), ctx) for r in rows])
+    return respond({"q": text, "orders": orders})
+
+
+@require_role(*DESK_ROLES)
 async def get_order(request: web.Request) -> web.Response:
     ctx = context_of(request)
     async with ctx.pool.acquire() as conn:
         order_id = await _order_id(conn, request.match_info["number"])
-        detail = await order_detail(conn, order_id, ctx.units)
+        detail = timed(await order_detail(conn, order_id, ctx.units), ctx)
     await record_read(request, "order", [detail["request_number"]])
     return respond(detail)
 
@@ -418,6 +444,7 @@ async def put_unit_contact(request: web.Request) -> web.Response:
 
 ROUTES = (
     ("GET", "/api/dispatch/queue", dispatch_queue),
+    ("GET", "/api/dispatch/search", search_orders),
     ("GET", "/api/dispatch/orders/{number}", get_order),
     ("POST", "/api/dispatch/orders/{number}/dispatch", dispatch_order),
     ("POST", "/api/dispatch/orders/{number}/lead", change_lead),

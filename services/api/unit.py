@@ -18,7 +18,7 @@ from aiohttp import web
 
 from services.api.audit import record_read
 from services.api.auth import current_user, require_role
-from services.api.order_views import order_detail, order_json
+from services.api.order_views import order_detail, order_json, timed, with_lights
 from services.context import context_of
 from services.core.errors import json_exception
 from services.http.requests import desk_of, paging, read_json, respond, text_field
@@ -42,7 +42,7 @@ async def list_orders(request: web.Request) -> web.Response:
         )
     async with ctx.pool.acquire() as conn:
         rows = await work_orders.of_unit(conn, user.unit, statuses, limit, offset)
-    orders = [order_json(r, ctx.units) for r in rows]
+        orders = await with_lights(conn, [timed(order_json(r, ctx.units), ctx) for r in rows])
     await record_read(request, "order_list", [o["request_number"] for o in orders])
     return respond({"unit": user.unit, "orders": orders})
 
@@ -52,10 +52,11 @@ async def get_order(request: web.Request) -> web.Response:
     ctx = context_of(request)
     user = current_user(request)
     async with ctx.pool.acquire() as conn:
-        order_id, _ = await actions.visible_order(conn, request.match_info["number"], user.unit)
+        order_id, leads = await actions.visible_order(conn, request.match_info["number"], user.unit)
         detail = await order_detail(conn, order_id, ctx.units)
+    detail["unit_role"] = "lead" if leads else "assist"
     await record_read(request, "order", [detail["request_number"]])
-    return respond(detail)
+    return respond(timed(detail, ctx))
 
 
 async def _act(request: web.Request, kind: str, body_field: str | None) -> web.Response:

@@ -108,3 +108,9 @@ async def set_contact_phone(conn: asyncpg.Connection, code: str, phone: str) -> 
         )
         is True
     )
+
+
+async def contact_phones(conn: asyncpg.Connection) -> dict[str, str | None]:
+    """Each active unit's phone as entered now (the admin page edits them)."""
+    rows = await conn.fetch("SELECT code, contact_phone FROM units WHERE active")
+    return {r["code"]: r["contact_phone"] for r in rows}

@@ -159,6 +159,35 @@ def _user(row: asyncpg.Record) -> StaffUser:
     return StaffUser(row["id"], row["username"], row["role"], row["unit_code"], row["display_name"])
 
 
+async def reset_password(
+    conn: asyncpg.Connection, user_id: int, password: str, now: datetime
+) -> StaffUser:
+    """Give an account a new password; its sessions end (whoever held them logs in again)."""
+    check_password_rules(password)
+    row = await users.by_id(conn, user_id)
+    if row is None:
+        raise AccountError(f"no account {user_id}")
+    hashed = await asyncio.to_thread(hash_password, password)
+    async with conn.transaction():
+        await users.set_password(conn, user_id, hashed)
+        await users.revoke_all_sessions(conn, user_id, now)
+    return _user(row)
+
+
+async def set_active(
+    conn: asyncpg.Connection, user_id: int, active: bool, now: datetime
+) -> StaffUser:
+    """Disable an account (its sessions end at once) or enable it again."""
+    row = await users.by_id(conn, user_id)
+    if row is None:
+        raise AccountError(f"no account {user_id}")
+    async with conn.transaction():
+        await users.set_active(conn, user_id, active)
+        if not active:
+            await users.revoke_all_sessions(conn, user_id, now)
+    return _user(row)
+
+
 @dataclass
 class Session:
     token: str

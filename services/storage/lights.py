@@ -241,3 +241,14 @@ async def lit_by_point(conn: asyncpg.Connection) -> list[asyncpg.Record]:
             WHERE {LIT}
             GROUP BY l.point, l.color"""
     )
+
+
+async def lit_of_orders(conn: asyncpg.Connection, order_ids: list[int]) -> list[asyncpg.Record]:
+    """The lights lit now on some orders (for the lists of the staff pages)."""
+    return await conn.fetch(
+        f"""SELECT l.work_order_id, l.point, l.color, l.unit_code
+            FROM supervision_lights l JOIN work_orders o ON o.id = l.work_order_id
+            WHERE l.work_order_id = ANY($1::bigint[]) AND {LIT}
+            ORDER BY l.id""",
+        order_ids,
+    )

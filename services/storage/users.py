@@ -88,3 +88,33 @@ async def revoke_session(conn: asyncpg.Connection, token_hash: str, at: datetime
         )
         is True
     )
+
+
+async def all_users(conn: asyncpg.Connection) -> list[asyncpg.Record]:
+    """Every account (without the password hash), with when it last logged in."""
+    return await conn.fetch(
+        """SELECT u.id, u.username, u.display_name, u.role, u.unit_code, u.active,
+                  u.created_at,
+                  (SELECT max(s.created_at) FROM user_sessions s WHERE s.user_id = u.id)
+                      AS last_login_at
+           FROM users u ORDER BY u.role, u.username"""
+    )
+
+
+async def by_id(conn: asyncpg.Connection, user_id: int) -> asyncpg.Record | None:
+    return await conn.fetchrow(f"SELECT {_USER_COLUMNS} FROM users WHERE id = $1", user_id)
+
+
+async def set_active(conn: asyncpg.Connection, user_id: int, active: bool) -> None:
+    await conn.execute("UPDATE users SET active = $2 WHERE id = $1", user_id, active)
+
+
+async def revoke_all_sessions(conn: asyncpg.Connection, user_id: int, at: datetime) -> int:
+    """End every live session of a user; how many."""
+    rows = await conn.fetch(
+        """UPDATE user_sessions SET revoked_at = $2
+           WHERE user_id = $1 AND revoked_at IS NULL RETURNING 1""",
+        user_id,
+        at,
+    )
+    return len(rows)

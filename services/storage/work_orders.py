@@ -295,6 +295,39 @@ async def in_status(
     )
 
 
+def _escaped(word: str) -> str:
+    """`word` matched literally by LIKE (its wildcards are characters a citizen may write)."""
+    return word.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+def _like(word: str) -> str:
+    return "%" + _escaped(word) + "%"
+
+
+async def search(
+    conn: asyncpg.Connection, text: str, limit: int, offset: int
+) -> list[asyncpg.Record]:
+    """The dispatch desk's search: a request number (or its start), a phone number (or at
+    least 4 of its digits), or words that all appear in the content or the place; newest
+    first."""
+    words = [w for w in text.split() if w][:8]
+    digits = "".join(ch for ch in text if ch.isdigit())
+    return await conn.fetch(
+        f"""SELECT {_STAFF_COLUMNS} FROM work_orders
+            WHERE request_number LIKE $1 || '%'
+               OR (length($2) >= 4
+                   AND regexp_replace(coalesce(contact_phone, ''), '[^0-9]', '', 'g') LIKE '%' || $2 || '%')
+               OR (SELECT bool_and(content || ' ' || coalesce(location, '') ILIKE w)
+                   FROM unnest($3::text[]) AS w)
+            ORDER BY created_at DESC, id DESC LIMIT $4 OFFSET $5""",
+        _escaped(text.strip()),
+        digits if digits == text.strip().replace("-", "").replace(" ", "") else "",
+        [_like(w) for w in words],
+        limit,
+        offset,
+    )
+
+
 async def of_unit(
     conn: asyncpg.Connection,
     unit: str,

@@ -17,6 +17,7 @@ from typing import Any
 import aiohttp
 import asyncpg
 
+from services.agents.hub import AgentHub
 from services.app import create_app
 from services.config import Settings
 from services.context import Context
@@ -92,6 +93,7 @@ async def start_desk_service(
         None,  # type: ignore[arg-type]
         outbox=outbox,
         desk=desk,
+        hub=AgentHub(pool),  # the staff pages' live updates
         revisits=RevisitService(settings, pool, clock, outbox, desk.clocks, desk.supervision)
         if outbox
         else None,

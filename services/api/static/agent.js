@@ -2,7 +2,7 @@
 const $ = (id) => document.getElementById(id);
 const TYPES = { consult: "咨询", complain: "投诉", seek_help: "求助", suggest: "建议", report: "举报", praise: "表扬" };
 const REASONS = { asked_for_agent: "要求人工", bot_unsure: "机器人无法理解", emergency: "紧急", angry: "情绪激动" };
-let token = sessionStorage.getItem("agent-token");
+let token = sessionStorage.getItem("staff-token");
 let current = null;
 let currentChannel = null;
 let socket = null;
@@ -23,7 +23,7 @@ async function api(method, path, body) {
     body: body === undefined ? undefined : JSON.stringify(body),
   });
   const data = await resp.json().catch(() => ({}));
-  if (resp.status === 401) { sessionStorage.removeItem("agent-token"); location.reload(); }
+  if (resp.status === 401) { sessionStorage.removeItem("staff-token"); location.reload(); }
   if (!resp.ok) throw new Error(data.reason || data.error || String(resp.status));
   return data;
 }
@@ -242,7 +242,7 @@ $("login").addEventListener("submit", async (ev) => {
   if (!resp.ok) { $("login-error").textContent = data.reason || "登录失败"; return; }
   if (!["agent", "supervisor"].includes(data.user.role)) { $("login-error").textContent = "此账号没有坐席权限"; return; }
   token = data.token;
-  sessionStorage.setItem("agent-token", token);
+  sessionStorage.setItem("staff-token", token);
   start();
 });
 $("take").addEventListener("click", () => act("take"));
