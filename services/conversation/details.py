@@ -103,6 +103,11 @@ def extra_words(parse: ParseResult) -> int:
     return len(compact(rest))
 
 
+def about_place(text: str) -> bool:
+    """Whether a message speaks of the place ("地址说错了…")."""
+    return bool(_ABOUT_PLACE.search(text))
+
+
 def new_value(text: str) -> str:
     """The part of a correction after its last "改成 / 是 / 应该是…": the new value."""
     tail = text.strip()

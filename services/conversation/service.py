@@ -56,6 +56,7 @@ from services.conversation import replies
 from services.conversation.details import (
     EXTRA_WORDS,
     MAX_LOCATION_CHARS,
+    about_place,
     announced_type,
     announces_only,
     apply_correction,
@@ -600,7 +601,10 @@ class _Dialogue:
         if "phone" in taken:
             await self.ask_next()
             return
-        if act.act == "correct" and apply_correction(draft, parse, self.place_of) == "location":
+        fixes_place = act.act == "correct" or (
+            act.act == "provide_info" and about_place(parse.text)
+        )
+        if fixes_place and apply_correction(draft, parse, self.place_of) == "location":
             await self.ask_next()  # "地址说错了，是…": changed, and the phone asked again
             return
         if act.act == "deny":
