@@ -1,0 +1,94 @@
+"""Emergencies told apart from look-alikes: danger now versus past events, hazards, fees,
+consultations and complaints. Figures on the whole sets: bench/emergency.py."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import yaml
+
+from nlu.emergency import TRAINING_FILE, detect, spoken_form
+from services.core.textsim import similarity
+
+HELDOUT = TRAINING_FILE.parents[1] / "heldout_emergency.jsonl"
+BLIND = TRAINING_FILE.parents[3] / "tests" / "data" / "blind" / "emergency.jsonl"
+
+
+def _jsonl(path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line]
+
+
+@pytest.mark.parametrize(
+    ("text", "number"),
+    [
+        # the three messages of issue 13
+        ("有人在我们店门口打架，还拿着刀", "110"),
+        ("电梯困人了，我被关在里面", "119"),
+        ("有个小孩掉进湖滨公园的湖里了", "119"),
+        # each kind, in other words than the training examples
+        ("我们这栋楼五层有户人家在冒火，快点", "119"),
+        ("屋里一股天然气味道，我老公躺在沙发上喊不应", "119"),
+        ("两个醉汉拿着酒瓶在街上追着砍人", "110"),
+        ("我婆婆在卫生间滑倒了，后脑勺一直流血", "120"),
+        ("孩子吞了一颗纽扣电池，现在一直哭喘不上气", "120"),
+        ("维修工碰到电线被电倒了，趴着不动", "120"),
+        ("十字路口一辆电动车被大卡车撞了，人躺在地上", "120"),
+        ("有个男孩翻出了天台栏杆，说要往下跳", "110"),
+        ("阿嬷佇厝内昏去了，叫伊无应，卡紧", "120"),
+    ],
+)
+def test_emergency_now_is_told_whom_to_call(text, number):
+    for form in (text, spoken_form(text)):
+        found = detect(form)
+        assert found is not None, form
+        assert number in found.numbers, (form, found)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "消防通道被堵，消防车根本进不来，请处理",
+        "去年着过火的楼现在外墙还是黑的",
+        "燃气费比上个月多了一倍",
+        "电梯年检的合格证过期半年了",
+        "上周车祸的赔偿对方一直不给",
+        "救护车来得太慢了，我要投诉",
+        "社区的急救培训还有没有名额",
+        "燃气公司来安检，说要收检测费",
+        "河边没有护栏，怕小孩掉下去",
+        "楼下饭店排烟管道天天冒黑烟，熏死人了",
+        "电梯老是坏，困过好几次人，物业不修",
+        "我的车被别人的车挡住了出不去",
+        "那个路口经常撞车，建议装红绿灯",
+        "谢谢上次消防员救了我家孩子，想送锦旗",
+        "新闻说有个厂爆炸了，离我们这里远吗",
+        "热得要命，空调坏了没人修",
+    ],
+)
+def test_lookalikes_are_not_emergencies(text):
+    for form in (text, spoken_form(text)):
+        assert detect(form) is None, form
+
+
+def test_heldout_figures_hold():
+    rows = _jsonl(HELDOUT)
+    emergencies = [r for r in rows if r["emergency"]]
+    lookalikes = [r for r in rows if not r["emergency"]]
+    assert len(emergencies) >= 80 and len(lookalikes) >= 80
+    for form in (lambda t: t, spoken_form):
+        caught = sum(detect(form(r["text"])) is not None for r in emergencies)
+        alarms = sum(detect(form(r["text"])) is not None for r in lookalikes)
+        assert caught / len(emergencies) >= 0.97
+        assert alarms / len(lookalikes) <= 0.03
+
+
+def test_own_examples_are_apart_from_each_other_and_from_the_blind_set():
+    doc = yaml.safe_load(TRAINING_FILE.read_text(encoding="utf-8"))
+    trained = [str(t) for t in doc["emergency"] + doc["not_emergency"]]
+    held = [r["text"] for r in _jsonl(HELDOUT)]
+    assert not set(trained) & set(held)
+    blind = [r["text"] for r in _jsonl(BLIND)]
+    for text in trained + held:
+        closest = max(similarity(text, b) for b in blind)
+        assert closest < 0.8, text
