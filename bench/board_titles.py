@@ -99,9 +99,11 @@ def main() -> int:
         write_csv(args.csv_dir / "test.csv", test)
     embedder = None
     if not args.no_embeddings:
+        from knowledgebase.vectors import CachedEncoder
         from services.nlu_loading import load_embedder_from_settings
 
-        embedder = load_embedder_from_settings(Settings.from_env())
+        # cached: the cross-validation encodes the same titles once, not once per fold
+        embedder = CachedEncoder(load_embedder_from_settings(Settings.from_env()))
     started = time.perf_counter()
     split = evaluate_csv(
         ([r["text"] for r in train], [r["label"] for r in train]),
