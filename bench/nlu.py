@@ -31,6 +31,8 @@ from nlu.training_data import DATA_DIR, HELDOUT_FILE  # noqa: E402
 from services.config import Settings  # noqa: E402
 
 CONVERSATION_HELDOUT = DATA_DIR / "heldout_conversation.jsonl"
+# written outside the team (tests/data/blind/README.md): measured here, never trained or tuned on
+BLIND_ROUTING = ROOT / "tests" / "data" / "blind" / "routing.jsonl"
 CSV_FILES = [
     ROOT / "bench" / "data" / "teddy_style_a.csv",
     ROOT / "bench" / "data" / "teddy_style_b.csv",
@@ -78,6 +80,8 @@ def bench_builtin(settings: Settings, env: dict[str, str]) -> dict:
     engine = load_builtin(settings)
     out["heldout"] = evaluate_engine(engine, read_jsonl(HELDOUT_FILE))
     out["heldout_conversation"] = evaluate_engine(engine, read_jsonl(CONVERSATION_HELDOUT))
+    if BLIND_ROUTING.exists():
+        out["blind"] = evaluate_engine(engine, read_jsonl(BLIND_ROUTING))
     return out
 
 
@@ -163,6 +167,7 @@ def bench_csv(settings: Settings) -> dict:
         "engine": with_emb["engine"],
         "engine_ngrams_only": ngram_only["engine"],
         "baseline_tfidf_svm": with_emb["baseline_tfidf_svm"],
+        "baseline_char_tfidf_svm": with_emb["baseline_char_tfidf_svm"],
     }
 
 
@@ -205,16 +210,30 @@ def print_table(results: dict) -> None:
     keys = [
         "unit_top1",
         "unit_top3",
-        "intent_accuracy",
+        "routed_right",
+        "precision_when_routing",
         "abstain_rate",
-        "accuracy_when_answered",
+        "request_type_accuracy",
         "p50_ms",
         "p99_ms",
     ]
     engines = {name: results[name] for name in ("builtin", "rasa") if results[name].get("heldout")}
-    print(f"{'held-out (640 msgs)':28}" + "".join(f"{name:>12}" for name in engines))
+    columns = [(name, "heldout") for name in engines]
+    if results["builtin"].get("blind"):
+        columns.append(("builtin", "blind"))
+    print(f"{'':28}" + "".join(f"{name + ' ' + part:>18}" for name, part in columns))
     for key in keys:
-        print(f"{key:28}" + "".join(f"{str(e['heldout'][key]):>12}" for e in engines.values()))
+        print(f"{key:28}" + "".join(f"{str(results[n][p][key]):>18}" for n, p in columns))
+    for name, part in columns:
+        per_type = results[name][part]["request_types"]
+        print(
+            f"{name} {part} recall by type: "
+            + ", ".join(f"{t} {row['recall']}" for t, row in per_type.items())
+        )
+    print(
+        "(unit_top1 counts the first suggestion also when the engine abstains; routed_right "
+        "is the share routed automatically AND right)"
+    )
     print(
         f"{'conversation intent acc.':28}"
         + "".join(
@@ -237,7 +256,8 @@ def print_table(results: dict) -> None:
         print(
             f"7-class CSV ({c['train_rows']} train / {c['test_rows']} test): engine acc {c['engine']['accuracy']} "
             f"F1 {c['engine']['macro_f1']}; n-grams only acc {c['engine_ngrams_only']['accuracy']}; "
-            f"TF-IDF+SVM baseline acc {c['baseline_tfidf_svm']['accuracy']} F1 {c['baseline_tfidf_svm']['macro_f1']}"
+            f"char TF-IDF+SVM acc {c['baseline_char_tfidf_svm']['accuracy']}; "
+            f"word TF-IDF+SVM acc {c['baseline_tfidf_svm']['accuracy']} F1 {c['baseline_tfidf_svm']['macro_f1']}"
         )
 
 
