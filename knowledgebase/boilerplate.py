@@ -33,7 +33,7 @@ class Boilerplate:
     def __bool__(self) -> bool:
         return bool(self.prefix or self.suffix)
 
-    def strip(self, answer: str) -> str:
+    def remove_from(self, answer: str) -> str:
         """The answer without the template; never empty (an answer that is all template
         stays as it is)."""
         text = answer

@@ -56,7 +56,7 @@ Encoder = Callable[[list[str]], np.ndarray]
 def document(entry: FaqEntry, template: Boilerplate | None = None) -> str:
     """The whole entry as one text: what dense_doc, lexical_doc and bm25 are scored against
     (with `template`, the base's reply template left out of the answer)."""
-    answer = template.strip(entry.answer) if template else entry.answer
+    answer = template.remove_from(entry.answer) if template else entry.answer
     return f"{entry.question}\n{answer}"
 
 

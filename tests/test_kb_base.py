@@ -314,15 +314,14 @@ def test_a_reply_template_is_left_out_of_what_is_scored():
     demo = [FaqEntry(**json.loads(line)) for line in DEMO_FAQ.read_text("utf-8").splitlines()]
     assert not boilerplate.find([e.answer for e in demo])
     templated = [
-        e.model_copy(update={"answer": f"您好！{e.answer}如有疑问请拨打12345。"})
-        for e in demo[:30]
+        e.model_copy(update={"answer": f"您好！{e.answer}如有疑问请拨打12345。"}) for e in demo[:30]
     ]
     # one answer written without the template does not stop it being found
     templated.append(demo[30])
     found = boilerplate.find([e.answer for e in templated])
     assert (found.prefix, found.suffix) == ("您好！", "。如有疑问请拨打12345。")
     # an answer that is nothing but the template stays as it is
-    assert found.strip("您好！。如有疑问请拨打12345。") == "您好！。如有疑问请拨打12345。"
+    assert found.remove_from("您好！。如有疑问请拨打12345。") == "您好！。如有疑问请拨打12345。"
     assert not boilerplate.find([e.answer for e in templated[:10]])
 
     index = KnowledgeIndex(templated)
