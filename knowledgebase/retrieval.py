@@ -29,6 +29,8 @@ from typing import Any
 
 import numpy as np
 
+from knowledgebase import boilerplate
+from knowledgebase.boilerplate import Boilerplate
 from knowledgebase.models import FaqEntry
 from knowledgebase.text import BM25, CharNgrams, ScoredRows
 
@@ -51,9 +53,17 @@ UNCALIBRATED_WEIGHTS = {
 Encoder = Callable[[list[str]], np.ndarray]
 
 
-def document(entry: FaqEntry) -> str:
-    """The whole entry as one text: what dense_doc, lexical_doc and bm25 are scored against."""
-    return f"{entry.question}\n{entry.answer}"
+def document(entry: FaqEntry, template: Boilerplate | None = None) -> str:
+    """The whole entry as one text: what dense_doc, lexical_doc and bm25 are scored against
+    (with `template`, the base's reply template left out of the answer)."""
+    answer = template.remove_from(entry.answer) if template else entry.answer
+    return f"{entry.question}\n{answer}"
+
+
+def base_template(entries: Sequence[FaqEntry]) -> Boilerplate:
+    """The reply template of a base (knowledgebase/boilerplate.py); the same for the same
+    entries in any order."""
+    return boilerplate.find([e.answer for e in entries])
 
 
 @dataclass
@@ -166,7 +176,8 @@ class Retrieval:
 class KnowledgeIndex:
     """An in-memory index of every entry; rebuilt (and swapped in whole) when the base
     changes. `vectors` are the e5 vectors of the phrasings in `texts` order, `doc_vectors`
-    those of `document(entry)` in entry order (entries sorted by id)."""
+    those of `document(entry, base_template(entries))` in entry order (entries sorted by
+    id)."""
 
     def __init__(
         self,
@@ -188,7 +199,8 @@ class KnowledgeIndex:
             phrasings = entry.phrasings()
             self.texts.extend(phrasings)
             positions.extend(range(len(phrasings)))
-        self.docs = [document(e) for e in self.entries]
+        self.template = base_template(self.entries)
+        self.docs = [document(e, self.template) for e in self.entries]
         self.starts = np.asarray(starts, dtype=np.int64)
         self.row_position = np.asarray(positions, dtype=np.int64)
         self.row_entry = np.repeat(

@@ -32,6 +32,7 @@ from knowledgebase.retrieval import (
     Calibration,
     KnowledgeIndex,
     Retrieval,
+    base_template,
     document,
 )
 from knowledgebase.store import EntryMeta
@@ -162,16 +163,18 @@ class KnowledgeBase:
 
     def _vectors(
         self, entries: list[FaqEntry], phrasings: list[store.PhrasingRow]
-    ) -> tuple[np.ndarray, np.ndarray, list[tuple[int, np.ndarray]]]:
+    ) -> tuple[np.ndarray, np.ndarray, list[tuple[int, str, np.ndarray]]]:
         """Vectors of every phrasing and every whole entry in index order (entries by id),
         from the database where it has them for the current model, else freshly encoded;
         and the fresh ones by row id, to store."""
         assert self.encoder is not None
         known = {(p.entry_id, p.kind, p.position): p for p in phrasings}
         ordered = sorted(entries, key=lambda e: e.id)
+        # scored without the base's reply template, as the index scores it
+        template = base_template(ordered)
         wanted = [
             (e.id, "phrasing", i, t) for e in ordered for i, t in enumerate(e.phrasings())
-        ] + [(e.id, "document", 0, document(e)) for e in ordered]
+        ] + [(e.id, "document", 0, document(e, template)) for e in ordered]
         out = np.zeros((len(wanted), self.encoder.dim), dtype=np.float32)
         todo: list[int] = []
         for row, (entry_id, kind, position, text) in enumerate(wanted):
@@ -185,14 +188,15 @@ class KnowledgeBase:
                 out[row] = p.embedding
             else:
                 todo.append(row)
-        fresh: list[tuple[int, np.ndarray]] = []
+        fresh: list[tuple[int, str, np.ndarray]] = []
         if todo:
             encoded = self.encoder.encode([wanted[r][3] for r in todo])
             for r, vec in zip(todo, encoded, strict=True):
                 out[r] = vec
                 p = known.get(wanted[r][:3])
-                if p is not None and p.text == wanted[r][3]:
-                    fresh.append((p.id, vec))
+                # a whole-entry row stored with the template (as saved) gets the scored text
+                if p is not None and (p.text == wanted[r][3] or p.kind == "document"):
+                    fresh.append((p.id, wanted[r][3], vec))
         n_rows = len(wanted) - len(ordered)
         return out[:n_rows], out[n_rows:], fresh
 

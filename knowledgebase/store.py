@@ -319,11 +319,13 @@ def _array(value: Any) -> np.ndarray | None:
 
 
 async def set_embeddings(
-    conn: asyncpg.Connection, rows: list[tuple[int, np.ndarray]], model: str
+    conn: asyncpg.Connection, rows: list[tuple[int, str, np.ndarray]], model: str
 ) -> None:
+    """Vectors of rows by id, with the text they encode (a whole-entry row is scored without
+    the base's reply template, see knowledgebase/boilerplate.py)."""
     await conn.executemany(
-        "UPDATE kb_phrasings SET embedding = $2, embedding_model = $3 WHERE id = $1",
-        [(pid, vec, model) for pid, vec in rows],
+        "UPDATE kb_phrasings SET text = $2, embedding = $3, embedding_model = $4 WHERE id = $1",
+        [(pid, text, vec, model) for pid, text, vec in rows],
     )
 
 

@@ -302,3 +302,29 @@ def test_a_city_export_without_ids_imports_with_ids_from_its_questions():
     assert [(e.row, e.reason) for e in parsed.errors] == [
         (4, "the same question is already on row 2")
     ]
+
+
+def test_a_reply_template_is_left_out_of_what_is_scored():
+    """Text most answers start and end with (a city's template) is not scored; the answer
+    itself is kept whole; the demo base and small bases have no template."""
+    from knowledgebase import boilerplate
+    from knowledgebase.models import FaqEntry
+    from knowledgebase.retrieval import KnowledgeIndex
+
+    demo = [FaqEntry(**json.loads(line)) for line in DEMO_FAQ.read_text("utf-8").splitlines()]
+    assert not boilerplate.find([e.answer for e in demo])
+    templated = [
+        e.model_copy(update={"answer": f"您好！{e.answer}如有疑问请拨打12345。"}) for e in demo[:30]
+    ]
+    # one answer written without the template does not stop it being found
+    templated.append(demo[30])
+    found = boilerplate.find([e.answer for e in templated])
+    assert (found.prefix, found.suffix) == ("您好！", "。如有疑问请拨打12345。")
+    # an answer that is nothing but the template stays as it is
+    assert found.remove_from("您好！。如有疑问请拨打12345。") == "您好！。如有疑问请拨打12345。"
+    assert not boilerplate.find([e.answer for e in templated[:10]])
+
+    index = KnowledgeIndex(templated)
+    doc = index.docs[index._position[demo[0].id]]  # noqa: SLF001
+    assert doc == f"{demo[0].question}\n{demo[0].answer[:-1]}"
+    assert index.get(demo[0].id).answer.startswith("您好！")

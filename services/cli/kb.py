@@ -280,12 +280,11 @@ def _default_written(kb: Any, path: Path) -> dict[str, Any]:
     existing[c.signature] = {"params": c.params(), "report": report}
     path.write_text(json.dumps(existing, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
     if kb.encoder is not None:
-        from knowledgebase.retrieval import document
         from knowledgebase.service import DEMO_VECTORS
         from knowledgebase.vectors import save_shipped
 
         entries = kb.index.entries
-        texts = [t for e in entries for t in e.phrasings()] + [document(e) for e in entries]
+        texts = [t for e in entries for t in e.phrasings()] + list(kb.index.docs)
         vectors = np.vstack([kb.index.vectors, kb.index.doc_vectors])
         save_shipped(DEMO_VECTORS, kb.encoder.name, texts, vectors)
     return {"written": str(path), "signature": c.signature, **c.params()}
