@@ -18,6 +18,7 @@ those were given to the hotline, not published.
 
 from __future__ import annotations
 
+import logging
 import re
 from datetime import datetime
 from typing import Any
@@ -35,6 +36,8 @@ from services.core.errors import NotFound
 from services.http.errors import as_service_error
 from services.orders import states
 from services.storage import open311
+
+log = logging.getLogger(__name__)
 
 PREFIX = "/open311/v2"
 SPECIFICATION = "http://wiki.open311.org/GeoReport_v2"
@@ -61,7 +64,9 @@ async def open311_errors(request: web.Request, handler):  # noqa: ANN001, ANN201
     except Exception as exc:
         error = as_service_error(exc)
         if error is None:
-            raise  # the main app's middleware logs it and answers 500
+            log.exception("unhandled error on %s %s", request.method, request.path)
+            reason = "the service could not handle this request; it has been logged"
+            return docs.errors(fmt_of(request), 500, [(500, reason)])
         return docs.errors(fmt_of(request), error.status, [(error.status, error.reason)])
 
 
@@ -126,7 +131,7 @@ async def discovery(request: web.Request) -> web.Response:
 
 async def services(request: web.Request) -> web.Response:
     kind = context_of(request).settings.open311_type
-    listed = [{**service_view(s), "type": kind} for s in catalogue_of(request).services]
+    listed = [service_view(s, kind) for s in catalogue_of(request).services]
     return docs.render(_format(request), "services", listed)
 
 

@@ -13,13 +13,14 @@ from services.core.clock import CHINA_TZ
 from services.orders import states
 
 
-def service_view(s: Service) -> dict[str, Any]:
+def service_view(s: Service, kind: str) -> dict[str, Any]:
+    """A service of the list; `kind` is realtime or batch (HOTLINE_OPEN311_TYPE)."""
     return {
         "service_code": s.code,
         "service_name": s.name,
         "description": s.description,
         "metadata": s.metadata,
-        "type": "",  # set by the handler from the settings
+        "type": kind,
         "keywords": ", ".join(s.keywords),
         "group": s.group,
     }
