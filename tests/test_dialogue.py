@@ -3,8 +3,6 @@ failure the issue lists, as a citizen would meet it."""
 
 from __future__ import annotations
 
-import pytest
-
 from tests.support.chat import COMPLAINT, ChatClient
 
 # The issue's own examples of a "yes" at the confirmation step that used to be appended to
@@ -156,10 +154,6 @@ async def test_a_place_in_reply_to_the_phone_question_is_not_refused(service, co
     assert "塘后村新村路" in row["location"]
 
 
-@pytest.mark.xfail(
-    reason="phone numbers in Chinese digits: the entity side of issue 13 (branch i13b)",
-    strict=True,
-)
 async def test_a_phone_in_chinese_digits(service, conn):
     client = ChatClient(service.url)
     await client.say(COMPLAINT)
