@@ -18,13 +18,15 @@ from pathlib import Path
 from typing import Any
 
 from aiohttp import web
+from pydantic import BaseModel, Field
 
 from services.context import context_of
 from services.conversation.service import Inbound, TurnResult
 from services.core.errors import ServiceError
+from services.http.openapi import documented
 from services.http.pages import HTML, JAVASCRIPT, static_file
 from services.http.ratelimit import RATE_LIMITS, client_address
-from services.http.requests import respond
+from services.http.requests import refuse_nul, respond
 from services.http.ws_frames import serve_json_frames
 from services.storage import messages
 
@@ -49,6 +51,7 @@ def parse_body(raw: bytes) -> dict[str, Any]:
         raise BadRequest("bad_json", f"the body is not valid JSON: {exc.msg}") from exc
     if not isinstance(body, dict):
         raise BadRequest("bad_json", "the body must be a JSON object")
+    refuse_nul(body)
     return body
 
 
@@ -80,8 +83,33 @@ def result_json(result: TurnResult) -> dict[str, Any]:
 
 
 HISTORY_MESSAGES = 200
+ID_PATTERN = _ID.pattern
 
 
+class ChatMessage(BaseModel):
+    """What the widget sends (checked by to_inbound; this is its description)."""
+
+    session_id: str = Field(pattern=ID_PATTERN)
+    client_message_id: str | None = Field(default=None, pattern=ID_PATTERN)
+    text: str
+
+
+class ChatAnswer(BaseModel):
+    replies: list[str]
+    request_number: str | None
+    conversation_id: int
+    message_id: int
+    duplicate: bool
+    mode: str
+    emergency: list[str] | None
+
+
+class ChatHistory(BaseModel):
+    session_id: str
+    messages: list[dict[str, Any]]
+
+
+@documented("A citizen's chat message and the hotline's replies", ChatMessage, {200: ChatAnswer})
 async def post_message(request: web.Request) -> web.Response:
     service = context_of(request).conversation
     inbound = to_inbound(parse_body(await request.read()))
@@ -91,6 +119,11 @@ async def post_message(request: web.Request) -> web.Response:
     return web.json_response(result_json(result))
 
 
+@documented(
+    "The session's open conversation, as the widget shows it on load",
+    responses={200: ChatHistory},
+    query={"session_id": {"type": "string", "pattern": ID_PATTERN}},
+)
 async def get_messages(request: web.Request) -> web.Response:
     ctx = context_of(request)
     session = to_inbound({"session_id": request.query.get("session_id"), "text": ""})

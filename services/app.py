@@ -43,7 +43,7 @@ from services.core.metrics import TimedEngine
 from services.core.pii import install_log_masking
 from services.core.unit_directory import load_units, sync_units
 from services.desk import build_desk
-from services.http import security
+from services.http import openapi, security
 from services.http.errors import json_errors
 from services.http.observe import http_metrics, request_ids
 from services.http.ratelimit import RATE_LIMITS, RateLimits, rate_limits
@@ -264,6 +264,7 @@ def create_app(
     ):
         routes.add_routes(app)
     app.router.add_get("/healthz", health)
+    openapi.add_routes(app)  # after every other route: the document is built from them
     security.install(app, settings)
     return app
 

@@ -21,9 +21,11 @@ from collections.abc import Awaitable, Callable
 from datetime import timedelta
 
 from aiohttp import WSMsgType, web
+from pydantic import BaseModel, Field
 
 from services.context import context_of
 from services.core.errors import ServiceError, json_exception
+from services.http.openapi import documented
 from services.http.ratelimit import RATE_LIMITS, RateLimited, client_address
 from services.http.requests import read_json, respond, text_field
 from services.http.ws_frames import parse_frame
@@ -99,6 +101,7 @@ def require_role(*roles: str) -> Callable[[Handler], Handler]:
                 raise json_exception(403, "forbidden", f"this needs the role {' or '.join(roles)}")
             return await handler(request)
 
+        guarded.__roles__ = roles  # for the OpenAPI document (services/http/openapi.py)
         return guarded
 
     return wrap
@@ -135,6 +138,18 @@ async def socket_user(
     return user
 
 
+class LoginRequest(BaseModel):
+    username: str = Field(min_length=1, max_length=64)
+    password: str = Field(min_length=1, max_length=MAX_PASSWORD_CHARS)
+
+
+class LoginAnswer(BaseModel):
+    token: str
+    expires_at: str
+    user: dict[str, object]
+
+
+@documented("A bearer token for a staff member's password", LoginRequest, {200: LoginAnswer})
 async def post_login(request: web.Request) -> web.Response:
     """A bearer token for the right password. Per address (the middleware: every attempt) and
     per user name (here: wrong passwords) a rate limit; per (user name, address) the backoff after wrong passwords. An

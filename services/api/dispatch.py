@@ -29,6 +29,7 @@ from typing import Any
 
 import asyncpg
 from aiohttp import web
+from pydantic import BaseModel, Field
 
 from services.api import unit as unit_api
 from services.api.audit import record_read
@@ -45,6 +46,7 @@ from services.context import Context, context_of
 from services.core.unit_directory import set_contact_phone
 from services.deadlines import workdays
 from services.desk import Desk
+from services.http.openapi import documented
 from services.http.requests import (
     day_param,
     desk_of,
@@ -140,6 +142,13 @@ async def get_order(request: web.Request) -> web.Response:
     return respond(detail)
 
 
+class Dispatch(BaseModel):
+    lead: str = Field(description="the lead unit's code")
+    assists: list[str] = Field(default_factory=list, description="assisting units' codes")
+    note: str | None = Field(default=None, max_length=2000)
+
+
+@documented("The desk sends the order to a lead unit (and assists)", Dispatch)
 @require_role(*DESK_ROLES)
 async def dispatch_order(request: web.Request) -> web.Response:
     async def act(desk: Desk, conn, order_id: int, body: dict, actor: Actor, now: datetime) -> None:  # noqa: ANN001

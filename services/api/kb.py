@@ -36,6 +36,7 @@ from services.api.auth import current_user, require_role
 from services.api.reads import replica_read
 from services.context import context_of
 from services.core.errors import json_exception
+from services.http.openapi import documented
 from services.http.requests import read_json
 from services.staff import accounts
 
@@ -120,6 +121,16 @@ def entry_json(entry: FaqEntry, meta: EntryMeta, score: float | None = None) -> 
 # -- entries -------------------------------------------------------------------------------------
 
 
+@documented(
+    "Knowledge-base entries, searched and paged",
+    query={
+        "q": {"type": "string"},
+        "status": {"type": "string", "enum": ["draft", "published", "retired"]},
+        "unit": {"type": "string"},
+        "limit": {"type": "integer", "minimum": 1, "maximum": 200},
+        "offset": {"type": "integer", "minimum": 0},
+    },
+)
 @_handler(EDITOR)
 async def list_entries(request: web.Request, actor: str) -> web.Response:
     kb = context_of(request).kb
@@ -136,6 +147,7 @@ async def list_entries(request: web.Request, actor: str) -> web.Response:
     return web.json_response({"total": total, "entries": [entry_json(e, m, s) for e, m, s in rows]})
 
 
+@documented("A new draft entry", FaqEntry, {201: None})
 @_handler(EDITOR)
 async def create_entry(request: web.Request, actor: str) -> web.Response:
     ctx = context_of(request)

@@ -15,12 +15,14 @@ assisting unit that tries to act).
 from __future__ import annotations
 
 from aiohttp import web
+from pydantic import BaseModel, Field
 
 from services.api.audit import record_read
 from services.api.auth import current_user, require_role
 from services.api.order_views import order_detail, order_json, timed, with_lights
 from services.context import context_of
 from services.core.errors import json_exception
+from services.http.openapi import documented
 from services.http.requests import desk_of, paging, read_json, respond, text_field
 from services.orders import states
 from services.staff.accounts import UNIT_HANDLER
@@ -86,21 +88,45 @@ async def _act(request: web.Request, kind: str, body_field: str | None) -> web.R
     return respond({"request_number": number, "status": status})
 
 
+class UnitAction(BaseModel):
+    note: str | None = Field(default=None, max_length=2000)
+    dispute: bool = False
+
+
+class Resolution(BaseModel):
+    result: str = Field(min_length=1, max_length=2000)
+    dispute: bool = False
+
+
+class Return(BaseModel):
+    reason: str = Field(min_length=1, max_length=2000)
+    dispute: bool = False
+
+
+class ActionDone(BaseModel):
+    request_number: str
+    status: str
+
+
+@documented("The unit signs for the order", UnitAction, {200: ActionDone})
 @require_role(UNIT_HANDLER)
 async def sign(request: web.Request) -> web.Response:
     return await _act(request, "signed", None)
 
 
+@documented("The unit has contacted the citizen", UnitAction, {200: ActionDone})
 @require_role(UNIT_HANDLER)
 async def contact(request: web.Request) -> web.Response:
     return await _act(request, "contacted", "note")
 
 
+@documented("The unit's result", Resolution, {200: ActionDone})
 @require_role(UNIT_HANDLER)
 async def resolve(request: web.Request) -> web.Response:
     return await _act(request, "resolved", "result")
 
 
+@documented("The unit returns the order (not its duty)", Return, {200: ActionDone})
 @require_role(UNIT_HANDLER)
 async def return_order(request: web.Request) -> web.Response:
     return await _act(request, "returned", "reason")

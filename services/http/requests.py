@@ -25,7 +25,23 @@ async def read_json(request: web.Request) -> dict[str, Any]:
         raise json_exception(400, "bad_json", f"the body is not valid JSON: {exc.msg}") from exc
     if not isinstance(body, dict):
         raise json_exception(400, "bad_json", "the body must be a JSON object")
+    refuse_nul(body)
     return body
+
+
+def refuse_nul(value: Any) -> None:
+    """PostgreSQL text cannot hold U+0000: a body with one is refused here (400), not by the
+    database halfway through a handler (500)."""
+    if isinstance(value, str):
+        if "\x00" in value:
+            raise json_exception(400, "bad_text", "text may not contain the character U+0000")
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            refuse_nul(key)
+            refuse_nul(item)
+    elif isinstance(value, list):
+        for item in value:
+            refuse_nul(item)
 
 
 def text_field(
