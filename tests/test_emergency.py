@@ -64,6 +64,7 @@ def test_emergency_now_is_told_whom_to_call(text, number):
         "谢谢上次消防员救了我家孩子，想送锦旗",
         "新闻说有个厂爆炸了，离我们这里远吗",
         "热得要命，空调坏了没人修",
+        "我手机13859901234，有问题打我",  # 打我 is "call me" here
     ],
 )
 def test_lookalikes_are_not_emergencies(text):
