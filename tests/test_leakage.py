@@ -24,6 +24,9 @@ from nlu.training_data import read_file
 
 ROOT = Path(__file__).resolve().parents[1]
 TRAINING_DIR = ROOT / "nlu" / "data" / "training"
+# the message models' training data (the dialogue-act and emergency data in nlu/data/dialogue
+# and nlu/data/emergency are guarded by tests/test_dialogue_acts.py and tests/test_emergency.py)
+TRAINING_DIRS = [TRAINING_DIR]
 FAQ_FILE = ROOT / "knowledgebase" / "data" / "faq.jsonl"
 THRESHOLD = 80.0  # percent
 # A dialogue is made of its matter and of short replies (对, 确认, 转人工, 不用了) that form a
@@ -54,6 +57,9 @@ def heldout_texts(path: Path) -> tuple[list[str], bool]:
         row = json.loads(line)
         if "turns" in row:
             texts += [t for t in row["turns"] if len(normalise(t)) >= DIALOGUE_MIN_CHARS]
+        elif "act" in row:  # a reply in a dialogue state: the same closed set of short ones
+            if len(normalise(row["text"])) >= DIALOGUE_MIN_CHARS:
+                texts.append(row["text"])
         elif "query" in row:
             texts.append(row["query"])
             is_faq = True
@@ -63,7 +69,12 @@ def heldout_texts(path: Path) -> tuple[list[str], bool]:
 
 
 def nlu_training_texts() -> list[str]:
-    return [e.text for path in sorted(TRAINING_DIR.rglob("*.yml")) for e in read_file(path)]
+    return [
+        e.text
+        for folder in TRAINING_DIRS
+        for path in sorted(folder.rglob("*.yml"))
+        for e in read_file(path)
+    ]
 
 
 def faq_training_texts() -> list[str]:
