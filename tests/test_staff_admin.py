@@ -60,13 +60,13 @@ async def test_admin_manages_accounts_unit_phones_and_the_calendar(desk_service)
         await row.locator("input.new-pass").fill("second-password-2")
         await row.locator("button.reset").click()
         await page.wait_for_function(
-            "document.getElementById('flash').textContent.includes('已重置')"
+            "() => document.getElementById('flash').textContent.includes('已重置')"
         )
         assert (await wang.get("/api/unit/orders"))[0] == 401
         assert await can_log_in(svc, "wang.li", "second-password-2")
         await row.locator("button.toggle").click()
         await page.wait_for_function(
-            "document.getElementById('flash').textContent.includes('已停用')"
+            "() => document.getElementById('flash').textContent.includes('已停用')"
         )
         assert not await can_log_in(svc, "wang.li", "second-password-2")
         assert "已停用" in await row.inner_text()

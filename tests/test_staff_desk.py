@@ -57,7 +57,7 @@ async def test_dispatcher_dispatches_a_queued_order_with_lead_and_assisting_unit
         await page.click("#dispatch")
         await page.wait_for_selector(".flash.ok")
         assert "市市政公用事业管理中心" in await page.locator("#flash").inner_text()
-        await page.wait_for_function("document.querySelectorAll('#queue .item').length === 2")
+        await page.wait_for_function("() => document.querySelectorAll('#queue .item').length === 2")
 
         row = await order_row(svc, lamp)
         assert (row["status"], row["lead_unit"]) == ("dispatched", "municipal-works")
@@ -77,7 +77,7 @@ async def test_dispatcher_dispatches_a_queued_order_with_lead_and_assisting_unit
             await page.fill("#search-q", q)
             await page.press("#search-q", "Enter")
             await page.wait_for_function(
-                "document.getElementById('queue-title').textContent === '搜索结果'"
+                "() => document.getElementById('queue-title').textContent === '搜索结果'"
             )
             await page.wait_for_selector(f"#queue .item[data-number='{lamp}']")
             assert await items.count() == 1, q
@@ -93,7 +93,7 @@ async def test_dispatcher_dispatches_a_queued_order_with_lead_and_assisting_unit
         # what citizens wrote is shown as text, never run
         await page.click(f"#queue .item[data-number='{fresh}']")
         await page.wait_for_function(
-            f"document.getElementById('detail-number').textContent === '{fresh}'"
+            f"() => document.getElementById('detail-number').textContent === '{fresh}'"
         )
         assert await page.evaluate("window.__pwned === undefined")
         assert await page.locator("#queue img, #detail img").count() == 0

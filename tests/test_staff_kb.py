@@ -73,17 +73,17 @@ async def test_editor_creates_publishes_edits_imports_and_answers_a_miss(service
         await page.fill("#f-until", "2027-10-31")
         await page.click("#save")
         await page.wait_for_function(
-            "document.getElementById('flash').textContent.includes('已创建草稿')"
+            "() => document.getElementById('flash').textContent.includes('已创建草稿')"
         )
         assert await page.locator("#entry-status").inner_text() == "草稿"
         await page.click("#do-publish")
         await page.wait_for_function(
-            "document.getElementById('entry-status').textContent === '已发布'"
+            "() => document.getElementById('entry-status').textContent === '已发布'"
         )
         await page.fill("#f-answer", "拨打环卫热线预约，每周二、周五上门清运，免费。")
         await page.click("#save")
         await page.wait_for_function(
-            "document.getElementById('flash').textContent.includes('第3版')"
+            "() => document.getElementById('flash').textContent.includes('第3版')"
         )
         await page.click("#history tr[data-version='3'] .show-diff")
         diff = page.locator("#diff")
@@ -110,7 +110,7 @@ async def test_editor_creates_publishes_edits_imports_and_answers_a_miss(service
         await page.check("#import-partial")
         await page.click("#import")
         await page.wait_for_function(
-            "document.getElementById('import-report').textContent.includes('新建 1 条')"
+            "() => document.getElementById('import-report').textContent.includes('新建 1 条')"
         )
         assert await conn.fetchval("SELECT count(*) FROM kb_entries WHERE id LIKE 'imp-%'") == 1
 
@@ -122,7 +122,7 @@ async def test_editor_creates_publishes_edits_imports_and_answers_a_miss(service
         await page.keyboard.type("出生后三个月内凭出生医学证明到医保窗口办理参保登记。")
         await page.click("#save")
         await page.wait_for_function(
-            "document.getElementById('flash').textContent.includes('已创建草稿')"
+            "() => document.getElementById('flash').textContent.includes('已创建草稿')"
         )
         assert (
             await conn.fetchval(

@@ -34,7 +34,9 @@ async def tab_to(page, predicate, most: int = 40) -> None:
 
 
 async def wait_focus(page, element_id: str) -> None:
-    await page.wait_for_function(f"document.activeElement.id === '{element_id}'", timeout=10000)
+    await page.wait_for_function(
+        f"() => document.activeElement.id === '{element_id}'", timeout=10000
+    )
 
 
 async def test_handler_signs_contacts_and_resolves_with_the_keyboard_and_the_revisit_is_scheduled(
@@ -75,7 +77,7 @@ async def test_handler_signs_contacts_and_resolves_with_the_keyboard_and_the_rev
         assert (await focused(page))["id"] == "resolve"
         await page.keyboard.press("Enter")
         await page.wait_for_function(
-            "document.getElementById('flash').textContent.includes('回访已安排')"
+            "() => document.getElementById('flash').textContent.includes('回访已安排')"
         )
         await page.wait_for_selector("#detail [data-outcome]")
         assert "已安排" in await page.locator("#detail [data-outcome]").inner_text()
