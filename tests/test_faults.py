@@ -18,6 +18,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,7 +27,7 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from tests.support.agent import agent_socket, frame, login
+from tests.support.agent import agent_socket, login
 from tests.support.chat_load import (
     BAD,
     HANG,
@@ -72,12 +74,21 @@ def rig(tmp_path: Path) -> Iterator[Rig]:
         yield Rig(cluster, a, b)
 
 
+async def _read_into(ws: aiohttp.ClientWebSocketResponse, frames: asyncio.Queue) -> None:
+    async for msg in ws:
+        if msg.type == aiohttp.WSMsgType.TEXT:
+            frames.put_nowait(json.loads(msg.data))
+
+
 async def test_postgres_restart_and_sigkill_under_traffic(rig: Rig):
     await asyncio.gather(rig.a.wait_ready(), rig.b.wait_ready())
     async with aiohttp.ClientSession() as http:
         # an agent's live socket on the surviving process, LISTENing before the restart
         agent = await login(http, rig.a.url, "agent")
         ws = await agent_socket(http, agent)
+        # read all along: the client answers the server's heartbeat pings only while reading
+        frames: asyncio.Queue[dict] = asyncio.Queue()
+        reader = asyncio.create_task(_read_into(ws, frames))
 
         traffic = Traffic([rig.a.url, rig.b.url], sessions=40, think_s=(0.3, 1.0), resend_share=0.1)
         timeline = Timeline()
@@ -133,11 +144,14 @@ async def test_postgres_restart_and_sigkill_under_traffic(rig: Rig):
             handoff = await resp.json()
             assert resp.status == 200 and handoff["mode"] == "waiting_agent", handoff
         convo = handoff["conversation_id"]
-        await frame(
-            ws,
-            lambda f: f.get("type") == "queue" and f["item"]["conversation_id"] == convo,
-            timeout=15,
-        )
+        deadline = time.monotonic() + 15
+        while True:
+            remaining = deadline - time.monotonic()
+            assert remaining > 0, "the handoff never reached the agent's socket on process A"
+            got = await asyncio.wait_for(frames.get(), remaining)
+            if got.get("type") == "queue" and got["item"]["conversation_id"] == convo:
+                break
+        reader.cancel()
         await ws.close()
 
     for process in (rig.a, rig.b):

@@ -158,6 +158,8 @@ class AgentHub:
                     await self._to_staff(json.loads(payload))
                 else:
                     await self._handle(json.loads(payload))
+            except DATABASE_DOWN as exc:  # the database restarting: this push is lost
+                log.warning("agent event %s not pushed: %s", payload, exc)
             except Exception:  # one bad event must not stop the pushes
                 log.exception("agent event %s failed", payload)
 
