@@ -453,7 +453,7 @@ async def run_with_faults(
             timeline.mark("restarted")
             log(f"restarted on port {victim.port}")
             for process in processes:
-                await process.wait_ready(timeout=60)
+                await process.wait_ready(timeout=120)
             timeline.mark("all_serving")
             await asyncio.sleep(plan.after_s)
         finally:

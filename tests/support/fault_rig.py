@@ -81,13 +81,14 @@ class ServeProcess:
 
     async def wait_ready(self, timeout: float = 300) -> float:
         """Until /healthz answers 200; the seconds it took. A process that exits or does not
-        come up fails with the end of its log."""
+        come up fails with the end of its log. One probe may wait up to 30 s for its answer:
+        under full load /healthz queues behind the chat like everything else."""
         started = time.monotonic()
         async with aiohttp.ClientSession() as http:
             while True:
                 try:
                     async with http.get(
-                        self.url + "/healthz", timeout=aiohttp.ClientTimeout(total=3)
+                        self.url + "/healthz", timeout=aiohttp.ClientTimeout(total=30)
                     ) as resp:
                         if resp.status == 200:
                             return time.monotonic() - started
