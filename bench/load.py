@@ -42,6 +42,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from tests.support.chat_load import (  # noqa: E402
+    OK,
     FaultPlan,
     Timeline,
     Traffic,
@@ -86,10 +87,22 @@ async def run(args: argparse.Namespace, work: Path, extra: dict[str, str]) -> di
         timeline = Timeline()
         plan = FaultPlan(args.before, args.pg_down, args.between, args.after)
         log(f"{args.sessions} citizens; faults after {args.before:g} s")
+        cpu_start = a.cpu_seconds()
         probe = await run_with_faults(cluster, [a, b], traffic, plan, timeline, log=log)
+        cpu_a = a.cpu_seconds() - cpu_start
         log("traffic stopped; checking the invariants against the database")
         invariants = await check_invariants(dsn, traffic)
         report = fault_report(traffic, timeline, probe, invariants)
+        served_by_a = sum(
+            1 for m in traffic.messages for t in m.attempts if t.outcome == OK and t.process == 0
+        )
+        # the machine is shared: what the surviving process did with the CPU it got
+        report["surviving_process_cpu"] = {
+            "cpu_seconds": round(cpu_a, 1),
+            "share_of_one_core": round(cpu_a / (traffic.stopped - traffic.started), 2),
+            "answers_200": served_by_a,
+            "answers_per_cpu_second": round(served_by_a / cpu_a, 1) if cpu_a else None,
+        }
         report["unhandled_errors_in_logs"] = sum(
             p.log_text().count("unhandled error") for p in (a, b)
         )
@@ -111,6 +124,7 @@ def main() -> None:
         "test suite's n-gram model; its NLU model is trained once into --nlu-dir",
     )
     parser.add_argument("--nlu-dir", type=Path, default=Path("/tmp/hotline-bench-nlu-e5"))
+    parser.add_argument("--out", type=Path, help="the results file (default: by NLU)")
     args = parser.parse_args()
     extra = default_nlu_env(args.nlu_dir) if args.embeddings else {}
     # a SIGTERM (timeout, kill) still stops the servers this started: ExitStack unwinds
@@ -128,6 +142,7 @@ def main() -> None:
             "load_average_at_start": [round(x, 2) for x in load_start],
             "load_average_at_end": [round(x, 2) for x in os.getloadavg()],
         },
+        "command": "python bench/load.py " + " ".join(sys.argv[1:]),
         "setup": {
             "processes": "2 x hotline serve on one PostgreSQL (unix socket), no proxy: each "
             "citizen has a home process and moves to the other when its home is unreachable",
@@ -148,7 +163,8 @@ def main() -> None:
         },
         **report,
     }
-    path = RESULTS.with_name("load-e5.json") if args.embeddings else RESULTS
+    path = args.out or (RESULTS.with_name("load-e5.json") if args.embeddings else RESULTS)
+    path = path.resolve()
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(result, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
     print(json.dumps(result, ensure_ascii=False, indent=2))

@@ -99,6 +99,13 @@ class ServeProcess:
                     raise AssertionError(self.log_tail())
                 await asyncio.sleep(0.3)
 
+    def cpu_seconds(self) -> float:
+        """CPU time (user + system) the running process has used so far: the share of a
+        shared machine it actually got."""
+        assert self.proc is not None
+        fields = Path(f"/proc/{self.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
     def kill(self) -> None:
         """SIGKILL: no shutdown of any kind, as a crash or the OOM killer does it."""
         assert self.proc is not None
