@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -22,18 +23,6 @@ import aiohttp
 from tests.support.pg_cluster import Cluster, remove, start_primary
 from tests.support.processes import free_port, stop_process
 
-# a restart as an operator does it: a fast shutdown (sessions ended), then a start on the
-# same data directory and port
-
-
-def restart_postgres(cluster: Cluster, down_s: float) -> None:
-    """Stop the server (fast: every connection is ended), keep it down `down_s` seconds, start
-    it again. Blocking: run it in a thread from async code."""
-    cluster.stop()
-    time.sleep(down_s)
-    cluster.start()
-
-
 @contextlib.contextmanager
 def postgres_server() -> Iterator[Cluster]:
     """A PostgreSQL server of this run's own, with a `hotline` database; removed at the end."""
@@ -44,8 +33,6 @@ def postgres_server() -> Iterator[Cluster]:
         yield cluster
     finally:
         remove(cluster)
-        import shutil
-
         shutil.rmtree(base, ignore_errors=True)
 
 
