@@ -23,6 +23,7 @@ import aiohttp
 from tests.support.pg_cluster import Cluster, remove, start_primary
 from tests.support.processes import free_port, stop_process
 
+
 @contextlib.contextmanager
 def postgres_server() -> Iterator[Cluster]:
     """A PostgreSQL server of this run's own, with a `hotline` database; removed at the end."""
