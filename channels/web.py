@@ -23,6 +23,7 @@ from pydantic import BaseModel, Field
 from services.context import context_of
 from services.conversation.service import Inbound, TurnResult
 from services.core.errors import ServiceError
+from services.http.errors import as_service_error
 from services.http.openapi import documented
 from services.http.pages import HTML, JAVASCRIPT, static_file
 from services.http.ratelimit import RATE_LIMITS, client_address
@@ -154,8 +155,12 @@ async def websocket(request: web.Request) -> web.WebSocketResponse:
             await limits.hit("chat_session", inbound.session_key)
             await hub.add_citizen(inbound.session_key, ws)
             reply = result_json(await ctx.conversation.handle(inbound))
-        except ServiceError as exc:
-            reply = {"error": exc.code, "reason": exc.reason, **exc.extra}
+        except Exception as exc:
+            # the HTTP API's errors, as frames (a database restart: database_unavailable)
+            error = as_service_error(exc)
+            if error is None:
+                raise
+            reply = error.body()
         reply["client_message_id"] = body.get("client_message_id")
         return reply
 

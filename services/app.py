@@ -69,7 +69,11 @@ async def build_context(
     clock = clock or SystemClock()
     units = load_units(settings.units_file)
     dsn = await db.resolve_dsn(settings.database_url, settings.pgdata_dir)
-    pool = await db.connect(dsn)
+    pool = await db.connect(
+        dsn,
+        max_size=settings.db_pool_size,
+        acquire_timeout=settings.db_acquire_timeout_seconds,
+    )
     try:
         await sync_units(pool, units)
         # before the models load: a refusal to start comes at once

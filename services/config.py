@@ -35,6 +35,8 @@ class Settings:
     database_url: str | None = None
     database_replica_url: str | None = None
     replica_max_lag_seconds: float = 5.0
+    db_pool_size: int = 10
+    db_acquire_timeout_seconds: float = 10.0
     data_dir: Path = field(default_factory=lambda: Path.home() / ".hotline")
     units_file: Path = DEFAULT_UNITS_FILE
     host: str = "127.0.0.1"
@@ -359,6 +361,12 @@ SETTINGS: tuple[Setting, ...] = (
     S("HOTLINE_REPLICA_MAX_LAG_SECONDS", "replica_max_lag_seconds", _float,
       "a replica further behind the primary than this is bypassed (reads go to the primary, "
       "and /healthz and the X-Hotline-Read-From header say so)", low=0),
+    S("HOTLINE_DB_POOL_SIZE", "db_pool_size", _int,
+      "PostgreSQL connections each service process may hold for requests", low=2),
+    S("HOTLINE_DB_ACQUIRE_TIMEOUT_SECONDS", "db_acquire_timeout_seconds", _float,
+      "the longest a request waits for a PostgreSQL connection (all busy, or the database "
+      "restarting) before it is answered 503 database_unavailable with Retry-After", low=0,
+      above=True),
     S("HOTLINE_DATA_DIR", "data_dir", _path, "where the service writes by itself: the embedded "
       "PostgreSQL cluster, trained NLU models, the rebuilt embedding model"),
     S("HOTLINE_UNITS_FILE", "units_file", _path, "the handling units (YAML)"),

@@ -29,11 +29,15 @@ from aiohttp import web
 from services.http.requests import jsonable
 from services.http.ws_frames import dumps
 from services.storage import agent_workspace as store
+from services.storage.db import DATABASE_DOWN
 
 log = logging.getLogger(__name__)
 
 CHANNEL = "agent_events"
 ORDER_CHANNEL = "order_events"
+# waits between attempts to LISTEN again after the database went away
+RECONNECT_FIRST_S = 0.5
+RECONNECT_MAX_S = 5.0
 
 
 def queue_json(row: asyncpg.Record) -> dict[str, Any]:
@@ -73,27 +77,70 @@ class AgentHub:
         self._events: asyncio.Queue[tuple[str, str]] = asyncio.Queue()
         self._worker: asyncio.Task | None = None
         self._lock = asyncio.Lock()
+        self._reconnecting: asyncio.Task | None = None
 
     async def start(self) -> None:
         """LISTEN once per process; returns when notifications are being received."""
         async with self._lock:
-            if self._conn is not None:
+            if self._conn is not None or self._reconnecting is not None:
                 return
-            conn = await self.pool.acquire()
+            await self._listen()
+            if self._worker is None:
+                self._worker = asyncio.create_task(self._run())
+
+    async def _listen(self) -> None:
+        conn = await self.pool.acquire()
+        try:
             await conn.add_listener(CHANNEL, self._on_notify)
             await conn.add_listener(ORDER_CHANNEL, self._on_notify)
-            self._conn = conn
-            self._worker = asyncio.create_task(self._run())
+        except BaseException:
+            await self.pool.release(conn)
+            raise
+        conn.add_termination_listener(self._on_lost)
+        self._conn = conn
+
+    def _on_lost(self, _conn: object) -> None:
+        """PostgreSQL dropped the LISTEN connection (a restart): listen again on a new one as
+        soon as the database is back. What was notified in between is not replayed; the
+        sockets stay open and get the events from then on."""
+        if self._conn is None:
+            return  # stop() closed it
+        # asyncpg has already given the connection's slot back to the pool
+        self._conn = None
+        log.warning("the LISTEN connection was lost; listening again once the database is back")
+        self._reconnecting = asyncio.create_task(self._listen_again())
+
+    async def _listen_again(self) -> None:
+        delay = RECONNECT_FIRST_S
+        try:
+            while True:
+                try:
+                    async with self._lock:
+                        await self._listen()
+                    log.info("listening for live events again")
+                    return
+                except DATABASE_DOWN as exc:
+                    log.warning("LISTEN not possible yet (%s); retrying in %.1f s", exc, delay)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, RECONNECT_MAX_S)
+        finally:
+            self._reconnecting = None
 
     async def stop(self) -> None:
+        if self._reconnecting is not None:
+            self._reconnecting.cancel()
+            await asyncio.gather(self._reconnecting, return_exceptions=True)
         if self._worker is not None:
             self._worker.cancel()
             self._worker = None
         if self._conn is not None:
             conn, self._conn = self._conn, None
+            conn.remove_termination_listener(self._on_lost)
             try:
                 await conn.remove_listener(CHANNEL, self._on_notify)
                 await conn.remove_listener(ORDER_CHANNEL, self._on_notify)
+            except DATABASE_DOWN:
+                pass  # the connection is going anyway
             finally:
                 await self.pool.release(conn)
         sockets = list(self.agents) + list(self.staff)
@@ -111,6 +158,8 @@ class AgentHub:
                     await self._to_staff(json.loads(payload))
                 else:
                     await self._handle(json.loads(payload))
+            except DATABASE_DOWN as exc:  # the database restarting: this push is lost
+                log.warning("agent event %s not pushed: %s", payload, exc)
             except Exception:  # one bad event must not stop the pushes
                 log.exception("agent event %s failed", payload)
 

@@ -24,7 +24,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
 from services.config import Settings
 from services.context import Context, context_of
 from services.core import metrics
-from services.core.errors import Forbidden
+from services.core.errors import DatabaseUnavailable, Forbidden
 from services.http.client_address import LOOPBACK, Network, of_request, parse_networks, within
 from services.orders import states
 from services.storage import jobs, lights, work_orders
@@ -98,7 +98,7 @@ async def get_metrics(request: web.Request) -> web.Response:
     for read in (read_gauges(ctx), read_lights(ctx, request.app[_LIGHTS])):
         try:
             await read
-        except (asyncpg.PostgresError, OSError, TimeoutError) as exc:
+        except (asyncpg.PostgresError, OSError, TimeoutError, DatabaseUnavailable) as exc:
             metrics.METRICS_READ_ERRORS.inc()
             log.warning("metrics: database gauges could not be read: %s", exc)
     body = generate_latest(REGISTRY)

@@ -55,6 +55,25 @@ class Unavailable(ServiceError):
     status, code = 503, "unavailable"
 
 
+# how long a client is told to wait before it retries while the database is away
+DATABASE_RETRY_AFTER_S = 2
+
+
+class DatabaseUnavailable(Unavailable):
+    """PostgreSQL cannot be reached now (restarting, down, every connection busy past the
+    acquire timeout): the client is told when to try again (a chat message resent with its
+    client_message_id is handled once, whatever part of it was done)."""
+
+    code = "database_unavailable"
+
+    def __init__(self, reason: str = "the database is not reachable right now") -> None:
+        super().__init__(
+            f"{reason}; try again in {DATABASE_RETRY_AFTER_S} s",
+            headers={"Retry-After": str(DATABASE_RETRY_AFTER_S)},
+            retry_after=DATABASE_RETRY_AFTER_S,
+        )
+
+
 def json_exception(
     status: int, code: str, reason: str, headers: dict[str, str] | None = None
 ) -> ServiceError:

@@ -7,13 +7,14 @@ import json
 import logging
 from collections.abc import Callable
 
+import asyncpg
 from aiohttp import web
 from pydantic import ValidationError
 
 from knowledgebase import bulk, workflow
 from knowledgebase.service import EntryNotFound, InvalidEntry
 from knowledgebase.store import VersionConflict
-from services.core.errors import ServiceError
+from services.core.errors import DatabaseUnavailable, ServiceError
 
 log = logging.getLogger(__name__)
 
@@ -47,9 +48,40 @@ FOREIGN: dict[type[Exception], Callable[[Exception], ServiceError]] = {
 }
 
 
+# PostgreSQL went away while a request was using a connection: the server ended it (a
+# restart's fast shutdown: AdminShutdownError), or the connection was already lost
+# (class 08, ConnectionDoesNotExistError). The pool's acquire says DatabaseUnavailable itself
+# (services/storage/db.Pool); these come from the queries after it.
+DATABASE_GONE = (
+    asyncpg.PostgresConnectionError,
+    asyncpg.AdminShutdownError,
+    asyncpg.CrashShutdownError,
+    asyncpg.CannotConnectNowError,
+)
+
+
+def _database_gone(exc: Exception) -> bool:
+    if isinstance(exc, DATABASE_GONE):
+        return True
+    # asyncpg says a closed connection (used, or rolled back, after the server dropped it)
+    # with a plain InterfaceError; any other InterfaceError is a bug and stays a 500
+    if isinstance(exc, asyncpg.InterfaceError) and "connection is closed" in str(exc):
+        return True
+    # an idle pooled connection that had just read the server's "terminating connection"
+    # (a fast shutdown) but not yet its end is handed out half-broken; asyncpg then refuses
+    # the next query with "another operation (2) is in progress" (state 2: consuming an
+    # error) and drops the connection when it comes back to the pool (asyncpg issue 784)
+    return isinstance(exc, asyncpg.exceptions.InternalClientError) and "another operation" in str(
+        exc
+    )
+
+
 def as_service_error(exc: Exception) -> ServiceError | None:
     if isinstance(exc, ServiceError):
         return exc
+    if _database_gone(exc):
+        log.warning("database connection lost: %s: %s", type(exc).__name__, exc)
+        return DatabaseUnavailable()
     for kind, convert in FOREIGN.items():
         if isinstance(exc, kind):
             return convert(exc)

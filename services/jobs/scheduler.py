@@ -28,6 +28,7 @@ import asyncpg
 
 from services.core.clock import Clock
 from services.storage import jobs
+from services.storage.db import DATABASE_DOWN
 from services.storage.jobs import Job
 
 log = logging.getLogger(__name__)
@@ -112,7 +113,7 @@ class Scheduler:
         while not stop.is_set():
             try:
                 await self.run_once()
-            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+            except DATABASE_DOWN as exc:
                 # the database may be restarting; the jobs stay where they are
                 log.warning("scheduler %s: %s; retrying in %.0fs", self.worker_id, exc, interval)
             try:
@@ -139,7 +140,7 @@ class Scheduler:
                     await jobs.extend(
                         conn, sorted(self._held), self.worker_id, self.clock.now() + self.lease
                     )
-            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+            except DATABASE_DOWN as exc:
                 log.warning("scheduler %s: cannot extend leases: %s", self.worker_id, exc)
 
     async def _run(self, job: Job, report: RunReport) -> None:

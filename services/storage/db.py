@@ -10,6 +10,8 @@ from pathlib import Path
 import asyncpg
 from pgvector.asyncpg import register_vector
 
+from services.core.errors import DatabaseUnavailable
+
 log = logging.getLogger(__name__)
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
@@ -90,16 +92,73 @@ def _json_loads(raw: str) -> object:
     return json.loads(raw)
 
 
-async def connect(dsn: str, *, min_size: int = 2, max_size: int = 10) -> asyncpg.Pool:
-    """Migrate the database, then open a pool whose connections know vector and jsonb."""
+# what acquiring a connection raises while PostgreSQL is away: refused or missing socket
+# (OSError), "the database system is shutting down / starting up" (CannotConnectNowError),
+# a connection lost while it was being opened, the acquire timeout (TimeoutError)
+_CANNOT_CONNECT = (
+    OSError,
+    TimeoutError,
+    asyncpg.CannotConnectNowError,
+    asyncpg.PostgresConnectionError,
+    asyncpg.AdminShutdownError,
+)
+CONNECT_TIMEOUT_S = 5.0
+# what a background task that retries on its next round catches around its database work
+DATABASE_DOWN = (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, DatabaseUnavailable)
+
+
+class Pool(asyncpg.Pool):
+    """asyncpg's pool with a bounded wait: every acquire (a request's, a background task's,
+    `pool.fetch...`) gives up after `acquire_timeout` seconds, and a database that cannot be
+    reached is one error, DatabaseUnavailable (a JSON 503 with Retry-After over HTTP), instead
+    of a request that hangs. The pool itself reconnects: a connection PostgreSQL dropped is
+    replaced on its next acquire."""
+
+    def __init__(self, *args: object, acquire_timeout: float | None, **kwargs: object) -> None:
+        super().__init__(*args, **kwargs)
+        self.acquire_timeout = acquire_timeout
+
+    async def _acquire(self, timeout: float | None) -> asyncpg.pool.PoolConnectionProxy:
+        # asyncpg's one path for acquire() and the pool's own fetch/execute helpers
+        try:
+            return await super()._acquire(self.acquire_timeout if timeout is None else timeout)
+        except _CANNOT_CONNECT as exc:
+            raise DatabaseUnavailable(_why(exc)) from exc
+
+
+def _why(exc: BaseException) -> str:
+    if isinstance(exc, TimeoutError):
+        return "no database connection became free in time"
+    return f"the database is not reachable right now ({type(exc).__name__})"
+
+
+async def connect(
+    dsn: str, *, min_size: int = 2, max_size: int = 10, acquire_timeout: float | None = None
+) -> Pool:
+    """Migrate the database, then open a pool whose connections know vector and jsonb.
+    `acquire_timeout` bounds each wait for a connection (the service sets it; a CLI command
+    waits as long as it takes)."""
     conn = await asyncpg.connect(dsn)
     try:
         await apply_migrations(conn)
     finally:
         await conn.close()
-    return await asyncpg.create_pool(
-        dsn, min_size=min_size, max_size=max_size, init=_init_connection
+    pool = Pool(
+        dsn,
+        acquire_timeout=acquire_timeout,
+        min_size=min_size,
+        max_size=max_size,
+        # asyncpg.create_pool's defaults
+        max_queries=50000,
+        max_inactive_connection_lifetime=300.0,
+        init=_init_connection,
+        loop=None,
+        connection_class=asyncpg.Connection,
+        record_class=asyncpg.Record,
+        timeout=CONNECT_TIMEOUT_S,  # opening one connection
     )
+    await pool
+    return pool
 
 
 async def resolve_dsn(database_url: str | None, pgdata: Path) -> str:
