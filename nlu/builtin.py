@@ -270,7 +270,9 @@ class BuiltinEngine:
         emergency_p = (
             float(intent_p[self._emergency_idx]) if self._emergency_idx is not None else 0.0
         )
-        emergency = emergency_rules.detect(stripped, emergency_p, intent == "emergency")
+        emergency = emergency_rules.detect(
+            stripped, emergency_p, intent == "emergency", self.features.embedder
+        )
         if emergency is not None:
             intent = "emergency"
         elif intent == "emergency":  # the emergency detector said no: the next best intent
