@@ -228,6 +228,7 @@ class BuiltinEngine:
                     f"the model in {directory} needs the embedding model {meta['embedding']}"
                 )
             features.embedder = embedder
+        emergency_rules.warm_up(features.embedder)
         return cls(
             features,
             blob["intent"],

@@ -47,7 +47,7 @@ class Embedder(Protocol):
 
 TRAINING_DIR = Path(__file__).resolve().parent / "data" / "emergency"
 TRAINING_FILE = TRAINING_DIR / "train.yml"
-THRESHOLD = 0.5
+THRESHOLD = 0.6
 # the training examples' sentence vectors, computed once per model and training set
 VECTOR_CACHE_DIR = Path.home() / ".cache" / "hotline-emergency"
 
@@ -292,7 +292,7 @@ class EmergencyClassifier:
     the words in voices they were not written for (a "灭火器" in "喷了灭火器没灭掉"), so they
     are now one feature block among others and the sentence vector carries the meaning."""
 
-    SIGN_WEIGHT = 0.5
+    SIGN_WEIGHT = 0.1
     EMBEDDING_WEIGHT = 3.0
     C = 10.0
 
@@ -407,6 +407,17 @@ def classifier(embedder: Embedder | None = None) -> EmergencyClassifier:
                 texts, [y for _, y, _ in rows], [n for _, _, n in rows], vectors
             )
     return _classifiers[key]
+
+
+def warm_up(embedder: Embedder | None = None) -> threading.Thread:
+    """Train the classifier for this embedder in the background (tens of seconds the first
+    time, when the training examples' sentence vectors are not cached yet), so the first
+    message does not wait for it; a message that comes sooner waits on the lock."""
+    thread = threading.Thread(
+        target=classifier, args=(embedder,), name="emergency-warm-up", daemon=True
+    )
+    thread.start()
+    return thread
 
 
 def _training_vectors(embedder: Embedder, texts: list[str]) -> np.ndarray:
