@@ -1,12 +1,15 @@
 """Emergencies and phone numbers: both error rates of the emergency detection and the
 phone-parsing accuracy.
 
-    python bench/emergency.py [--model-dir DIR] [--out bench/results/emergency.json]
+    python bench/emergency.py [--model-dir DIR] [--embedding-model-dir DIR | --no-embeddings]
+                              [--out bench/results/emergency.json] [--show]
 
 Emergency sets (one JSON object a line: {"text", "emergency": bool, "number": "110"|...}):
 
 * held-out: nlu/data/heldout_emergency.jsonl, written by the team apart from the training
-  examples (nlu/data/emergency/train.yml) and never trained on;
+  examples (nlu/data/emergency/*.yml) and never trained on;
+* heldout_voices: nlu/data/heldout_emergency_voices.jsonl, the team's held-out lines in the
+  callers' voices ("voice": phone, sms, elderly, migrant, young, web; per-voice figures);
 * blind: tests/data/blind/emergency.jsonl, written outside the team; measured only.
 
 Each set is read twice: as written, and without punctuation or spaces (what speech
@@ -14,7 +17,10 @@ recognition gives on the phone path). Per set and form: recall (emergencies told
 number), false-alarm rate (look-alikes told to call one), and whether the expected number was
 among those told. The messages go through the engine's `parse`, the path every channel takes;
 the engine is the built-in one loaded from --model-dir (default: the test suite's cached
-model, trained without embeddings), trained there if missing.
+model, trained without embeddings), trained there if missing. The detector is measured a
+second time with the e5 model of --embedding-model-dir (the sentence-vector block), as the
+built-in engine calls it when it has embeddings. First number: the expected number is the
+one told first; among told: it is one of those told. p50/p99: time per message.
 
 Also the detector retrained in 5 folds on its own training examples (recall and false
 alarms on each held-out fold).

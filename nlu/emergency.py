@@ -6,18 +6,19 @@ jump. The words alone do not make one: "消防通道被堵", "去年着过火的
 "上周车祸的赔偿", "救护车来得慢" and "急救培训" use them for a hazard, a past event, a fee,
 a consultation or a complaint.
 
-Two parts, each doing what it is good at:
+One classifier decides (details and figures: docs/nlu.md, bench/emergency.py):
 
 * cue lexicons (below) say which kind of danger a message names, hence whom to call, and
   which signs say it is not happening now (past, hazard, consultation, complaint, negation,
-  figure of speech) or that it is (now, still, help, hurry);
-* a small logistic regression on those signs and on character n-grams, trained on the team's
-  own examples (nlu/data/emergency/train.yml, many phrasings, Minnan-influenced ones too),
-  weighs the signs against each other. It is trained when first needed (under a second).
+  figure of speech) or that it is (now, still, help, hurry). They are features, no longer a
+  gate: a danger said in words no lexicon has is still caught;
+* a logistic regression over character n-grams, jieba words, those signs and, when the
+  engine has the e5 model, the sentence vector, trained on every YAML file in
+  nlu/data/emergency/ (the team's lines in many voices and an outside writer's), weighs
+  them; a second one picks the number to call first.
 
-A message is an emergency when it names a danger (or cries for help) and the classifier
-agrees. The intent classifier's emergency probability is not used: it was trained on a few
-dozen examples without look-alikes, and it raised false alarms on them.
+The intent classifier's emergency probability is not used: it was trained on a few dozen
+examples without look-alikes, and it raised false alarms on them.
 """
 
 from __future__ import annotations
