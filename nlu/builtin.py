@@ -228,6 +228,7 @@ class BuiltinEngine:
                     f"the model in {directory} needs the embedding model {meta['embedding']}"
                 )
             features.embedder = embedder
+        emergency_rules.warm_up(features.embedder)
         return cls(
             features,
             blob["intent"],
@@ -270,7 +271,9 @@ class BuiltinEngine:
         emergency_p = (
             float(intent_p[self._emergency_idx]) if self._emergency_idx is not None else 0.0
         )
-        emergency = emergency_rules.detect(stripped, emergency_p, intent == "emergency")
+        emergency = emergency_rules.detect(
+            stripped, emergency_p, intent == "emergency", self.features.embedder
+        )
         if emergency is not None:
             intent = "emergency"
         elif intent == "emergency":  # the emergency detector said no: the next best intent

@@ -4,14 +4,17 @@ consultations and complaints. Figures on the whole sets: bench/emergency.py."""
 from __future__ import annotations
 
 import json
+import unicodedata
 
+import numpy as np
 import pytest
-import yaml
+from rapidfuzz import fuzz, process
 
-from nlu.emergency import TRAINING_FILE, detect, spoken_form
-from services.core.textsim import similarity
+from nlu.emergency import TRAINING_FILE, detect, spoken_form, training_rows
 
 HELDOUT = TRAINING_FILE.parents[1] / "heldout_emergency.jsonl"
+# written by the team in the callers' voices (phone speech, elderly, migrant, young, SMS, web)
+HELDOUT_VOICES = TRAINING_FILE.parents[1] / "heldout_emergency_voices.jsonl"
 BLIND = TRAINING_FILE.parents[3] / "tests" / "data" / "blind" / "emergency.jsonl"
 
 
@@ -72,24 +75,73 @@ def test_lookalikes_are_not_emergencies(text):
         assert detect(form) is None, form
 
 
-def test_heldout_figures_hold():
-    rows = _jsonl(HELDOUT)
+def _figures(rows: list[dict], form, embedder=None) -> tuple[float, float, float]:
+    """Recall, false-alarm rate, and the share of caught emergencies told the right number
+    first."""
     emergencies = [r for r in rows if r["emergency"]]
     lookalikes = [r for r in rows if not r["emergency"]]
-    assert len(emergencies) >= 80 and len(lookalikes) >= 80
+    found = [(r, detect(form(r["text"]), embedder=embedder)) for r in emergencies]
+    caught = [(r, f) for r, f in found if f is not None]
+    alarms = sum(detect(form(r["text"]), embedder=embedder) is not None for r in lookalikes)
+    first = sum(f.numbers[0] == r["number"] for r, f in caught) / max(1, len(caught))
+    return len(caught) / len(emergencies), alarms / len(lookalikes), first
+
+
+def test_heldout_figures_hold():
+    rows = _jsonl(HELDOUT)
+    assert sum(r["emergency"] for r in rows) >= 80 and sum(not r["emergency"] for r in rows) >= 80
     for form in (lambda t: t, spoken_form):
-        caught = sum(detect(form(r["text"])) is not None for r in emergencies)
-        alarms = sum(detect(form(r["text"])) is not None for r in lookalikes)
-        assert caught / len(emergencies) >= 0.97
-        assert alarms / len(lookalikes) <= 0.03
+        recall, alarms, first = _figures(rows, form)
+        assert recall >= 0.97 and alarms <= 0.03 and first >= 0.9, (recall, alarms, first)
+
+
+def test_heldout_voices_figures_hold():
+    """The voices set without the sentence vector (the engine of the tests has none): floors
+    a little under the measured figures (bench/results/emergency.json), so a regression shows."""
+    rows = _jsonl(HELDOUT_VOICES)
+    assert {r["voice"] for r in rows} >= {"phone", "sms", "elderly", "migrant", "young", "web"}
+    for form in (lambda t: t, spoken_form):
+        recall, alarms, first = _figures(rows, form)
+        assert recall >= 0.86 and alarms <= 0.07 and first >= 0.9, (recall, alarms, first)
+
+
+def test_heldout_voices_with_the_sentence_vector(embedder):
+    """With the engine's e5 model the detector reads meaning as well as words: higher recall
+    on the voices it was not written for."""
+    rows = _jsonl(HELDOUT_VOICES)
+    for form in (lambda t: t, spoken_form):
+        recall, alarms, first = _figures(rows, form, embedder)
+        assert recall >= 0.9 and alarms <= 0.05 and first >= 0.9, (recall, alarms, first)
+
+
+def _normalised(text: str) -> str:
+    text = unicodedata.normalize("NFKC", text).lower()
+    return "".join(ch for ch in text if ch.isalnum())
+
+
+def _closest(texts: list[str], others: list[str]) -> np.ndarray:
+    """For each text, its highest similarity to any of `others`: rapidfuzz's normalised Indel
+    ratio on normalised text, as the leakage guard (tests/test_leakage.py) measures it."""
+    scores = process.cdist(
+        [_normalised(t) for t in texts], [_normalised(o) for o in others], scorer=fuzz.ratio
+    )
+    return scores.max(axis=1)
 
 
 def test_own_examples_are_apart_from_each_other_and_from_the_blind_set():
-    doc = yaml.safe_load(TRAINING_FILE.read_text(encoding="utf-8"))
-    trained = [str(t) for t in doc["emergency"] + doc["not_emergency"]]
-    held = [r["text"] for r in _jsonl(HELDOUT)]
-    assert not set(trained) & set(held)
+    """Every training file (the team's and the outside writer's) against the held-out sets,
+    and all of them against the blind emergency set and the blind dialogues' turns."""
+    trained = [t for t, _, _ in training_rows()]
+    held = [r["text"] for r in _jsonl(HELDOUT) + _jsonl(HELDOUT_VOICES)]
+    near_held = [t for t, s in zip(held, _closest(held, trained), strict=True) if s >= 80]
+    assert not near_held, near_held
     blind = [r["text"] for r in _jsonl(BLIND)]
-    for text in trained + held:
-        closest = max(similarity(text, b) for b in blind)
-        assert closest < 0.8, text
+    blind += [
+        turn
+        for r in _jsonl(BLIND.parent / "dialogues.jsonl")
+        for turn in r["turns"]
+        if len(_normalised(turn)) >= 8
+    ]
+    ours = trained + held
+    near_blind = [t for t, s in zip(ours, _closest(ours, blind), strict=True) if s >= 80]
+    assert not near_blind, near_blind
