@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 
+from nlu.builtin import routing_score
 from nlu.entities import find_phones, find_request_numbers, find_times
 from nlu.evaluate import evaluate_engine, read_jsonl
+from nlu.normalise import normalise
 from nlu.training_data import HELDOUT_FILE, load_examples
 
 EMERGENCIES = [
@@ -127,3 +130,25 @@ def test_heldout_accuracy(nlu_engine):
     assert report["unit_top3"] >= 0.98, report
     assert report["intent_accuracy"] >= 0.93, report
     assert report["accuracy_when_answered"] >= 0.96, report
+
+
+def test_normalise_gives_one_spelling():
+    assert normalise("ＡＢＣ１２３號樓") == "ABC123号楼"
+    assert normalise("請問社保卡補辦要帶什麼") == "请问社保卡补办要带什么"
+    assert normalise("我家楼下的路灯坏了") == "我家楼下的路灯坏了"  # simplified text is unchanged
+
+
+def test_traditional_characters_route_like_simplified(nlu_engine):
+    # the place is found in the traditional spelling too, so the territorial unit is named
+    traditional = nlu_engine.parse("祥芝鎮大堡村村口的路燈壞了好幾天，晚上黑漆漆的")
+    simplified = nlu_engine.parse("祥芝镇大堡村村口的路灯坏了好几天，晚上黑漆漆的")
+    assert traditional.entities.address.territorial_unit == "xiangzhi"
+    assert [u.code for u in traditional.units] == [u.code for u in simplified.units]
+    assert traditional.request_type == simplified.request_type
+    assert abs(traditional.units[0].probability - simplified.units[0].probability) < 1e-6
+
+
+def test_routing_scores():
+    p = np.array([[0.6, 0.3, 0.1], [0.5, 0.45, 0.05]])
+    assert routing_score(p, "probability").tolist() == [0.6, 0.5]
+    assert np.allclose(routing_score(p, "margin"), [0.3, 0.05])

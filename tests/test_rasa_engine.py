@@ -23,10 +23,18 @@ import pytest
 import yaml
 
 from nlu.evaluate import evaluate_engine, read_jsonl
+from nlu.gazetteer import Gazetteer
 from nlu.rasa_engine import RasaEngine, RasaError
-from nlu.rasa_export import INTENT_PROJECT, ROUTING_PROJECT, export, fingerprint, load_faqs
+from nlu.rasa_export import (
+    INTENT_PROJECT,
+    ROUTING_PROJECT,
+    clean,
+    export,
+    fingerprint,
+    load_faqs,
+)
 from nlu.rasa_runtime import read_trained
-from nlu.training_data import DATA_DIR, HELDOUT_FILE
+from nlu.training_data import DATA_DIR, HELDOUT_FILE, TRAINING_DIR, read_file
 from tests.support.processes import free_port, stop_process
 from tests.support.rasa import RASA_FIGURES
 from tests.support.service import CACHE_DIR
@@ -156,6 +164,7 @@ def test_export_is_a_rasa_project_without_heldout_text(tmp_path):
     report = export(tmp_path)
     # (heldout_conversation.jsonl shares one-word replies such as 好的 with the training data)
     held = {r.text for r in read_jsonl(HELDOUT_FILE)}
+    gazetteer = Gazetteer.load()
     for project in (INTENT_PROJECT, ROUTING_PROJECT):
         directory = tmp_path / project
         config = yaml.safe_load((directory / "config.yml").read_text(encoding="utf-8"))
@@ -167,6 +176,9 @@ def test_export_is_a_rasa_project_without_heldout_text(tmp_path):
             line[2:] for entry in nlu["nlu"] for line in entry["examples"].splitlines() if line
         ]
         assert texts and not held.intersection(texts)
+        # files in subfolders of the training data (the voices set of issue 14) are exported
+        voices = read_file(sorted((TRAINING_DIR / "voices").glob("*.yml"))[0])
+        assert {clean(e.text, gazetteer) for e in voices[:3]} <= set(texts)
     intents = yaml.safe_load((tmp_path / INTENT_PROJECT / "domain.yml").read_text("utf-8"))
     assert "ResponseSelector" in (tmp_path / INTENT_PROJECT / "config.yml").read_text("utf-8")
     assert {"consult", "complain", "greet", "emergency", "faq"} <= set(intents["intents"])
