@@ -53,7 +53,7 @@ EMBEDDING_WEIGHT = 2.0
 NORMALISE = True
 ABSTAIN_RULE = "probability"
 REQUEST_TYPE_C = 0.5
-TARGET_PRECISION = 0.97
+TARGET_PRECISION = 0.95
 
 
 def data_fingerprint(files: list[Path]) -> str:
