@@ -57,12 +57,15 @@ from services.conversation.details import (
     EXTRA_WORDS,
     MAX_LOCATION_CHARS,
     about_place,
+    add_matter,
     announced_type,
     announces_only,
     apply_correction,
     choice_number,
     extra_words,
+    routing_text,
     take_details,
+    thin_matter,
 )
 from services.core import metrics
 from services.core.clock import Clock
@@ -511,6 +514,7 @@ class _Dialogue:
         draft: dict[str, Any] = {
             "request_type": request_type or parse.request_type,
             "content": parse.text.strip(),
+            "matter": [parse.text.strip()],
             "location": known.get("location"),
             "address": known.get("address"),
             "phone": known.get("phone") or phone,
@@ -570,9 +574,12 @@ class _Dialogue:
         """Words beyond the detail asked for ("在市医院 三楼那个医生态度很差") belong to
         the matter: they are added to the draft's text."""
         draft = self.d["draft"]
-        if act.act in ("new_request", "correct") or extra_words(parse) >= EXTRA_WORDS:
-            draft["content"] = f"{draft['content']}\n{parse.text.strip()}"
-            draft.pop("units", None)
+        if act.act in ("new_request", "correct"):
+            add_matter(draft, parse.text)
+        elif extra_words(parse) >= EXTRA_WORDS:
+            # kept for the agents; a slot reply's words choose the unit only when the
+            # request itself said little more than its kind ("我要投诉一个医生")
+            add_matter(draft, parse.text, routed=thin_matter(draft))
 
     async def on_location(self, parse: ParseResult, act: DialogueAct) -> None:
         draft = self.d["draft"]
@@ -582,8 +589,7 @@ class _Dialogue:
         if "location" not in taken:
             if act.act in ("new_request", "correct") and self.asked_again("location") < 2:
                 # more about the matter, not the place: keep the words, ask for the place again
-                draft["content"] = f"{draft['content']}\n{parse.text.strip()}"
-                draft.pop("units", None)
+                add_matter(draft, parse.text)
             elif act.act == "affirm" and self.asked_again("location") < 2:
                 self.say(replies.ASK_LOCATION)
                 return
@@ -615,8 +621,7 @@ class _Dialogue:
             await self.ask_next()  # a place given instead: used, and the phone asked again
             return
         if act.act in ("new_request", "correct") and not parse.entities.phones:
-            draft["content"] = f"{draft['content']}\n{parse.text.strip()}"
-            draft.pop("units", None)
+            add_matter(draft, parse.text)
             await self.ask_next()
             return
         if self.asked_again("phone") >= 3:
@@ -651,10 +656,13 @@ class _Dialogue:
         return self.s.nlu.parse(text).entities.address
 
     def route(self, draft: dict) -> list[dict]:
-        """The unit suggestions for a draft, from its words and its place together."""
-        if "units" not in draft:
-            text = draft["content"] + (f" {draft['location']}" if draft.get("location") else "")
+        """The unit suggestions for a draft: from what the citizen said about the matter
+        over the turns, and the area of its place (details.routing_text). Worked out again
+        whenever that text changes (more words, another place)."""
+        text = routing_text(draft)
+        if "units" not in draft or draft.get("routed_on") != text:
             parse = self.s.nlu.parse(text)
+            draft["routed_on"] = text
             draft["units"] = [
                 {
                     "code": u.code,
