@@ -39,6 +39,15 @@ NO_PROVIDER = (
 )
 
 
+def closest_answer(question: str) -> str:
+    """On the phone a list of three questions is too long to listen to: the closest one is
+    named, and its answer follows, so the caller can tell whether it is what they asked."""
+    return f"您问的可能是：{question}"
+
+
+AFTER_EMERGENCY = "好的，请先确保安全。如还有需要12345办理的事项，请直接说明。"
+
+
 def mask_phone(phone: str | None) -> str:
     if not phone:
         return "未提供"

@@ -311,6 +311,7 @@ class _Dialogue:
         # Danger overrides any state; the draft (if any) waits where it was.
         if parse.emergency is not None:
             self.say(replies.emergency(parse.emergency.numbers))
+            await self.after_emergency_advice(parse)
             return
         if parse.problem in ("empty", "no_words"):
             self.say(replies.NOT_UNDERSTOOD)
@@ -335,7 +336,11 @@ class _Dialogue:
                 await self.rate_answer(False)
             self.handoff("asked_for_agent", replies.HANDOFF)
             return
-        if act.act == "cancel" and self.state not in ("await_feedback", "await_offer"):
+        if act.act == "cancel" and self.state not in (
+            "await_feedback",
+            "await_offer",
+            "await_after_emergency",
+        ):
             self.d.pop("draft", None)
             self.d.pop("kb_choices", None)
             self.d["state"] = "idle"
@@ -350,8 +355,44 @@ class _Dialogue:
             "await_offer": self.on_offer,
             "await_kb_choice": self.on_kb_choice,
             "await_request_number": self.on_request_number,
+            "await_after_emergency": self.on_after_emergency,
         }[self.state]
         await handler(parse, act)
+
+    # -- after emergency advice ----------------------------------------------------------
+
+    async def after_emergency_advice(self, parse: ParseResult) -> None:
+        """What the advice leaves of the dialogue. A phone or place said with it is kept for
+        the draft being filled, which goes on; a message that started nothing is kept, in case
+        the citizen goes on with its place or phone: then it was a matter for 12345 after all
+        ("打她的就行" is no assault, "老人中午没地方吃饭" no medical emergency)."""
+        draft = self.d.get("draft")
+        if draft is not None and self.state in ("await_location", "await_phone"):
+            if take_details(draft, parse, replace=True):
+                await self.ask_next()
+            return
+        if self.state == "idle":
+            self.remember_details(parse)
+            self.d["state"] = "await_after_emergency"
+            self.d["emergency_text"] = parse.text
+
+    async def on_after_emergency(self, parse: ParseResult, act: DialogueAct) -> None:
+        """The reply to emergency advice given to a first message: "好，我马上打" ends it; the
+        place or phone of the matter (or a correction) makes the first message a request."""
+        first = self.d.pop("emergency_text", "")
+        self.d["state"] = "idle"
+        details = bool(parse.entities.address or parse.entities.phones)
+        if first and (act.act in ("provide_info", "correct") or (details and act.act != "affirm")):
+            self.remember_details(parse)
+            original = await asyncio.to_thread(self.s.nlu.parse, first)
+            if original.request_type in REQUEST_TYPES:
+                self.unsure(reset=True)
+                await self.start_request(original)
+                return
+        if act.act in ("affirm", "thanks", "deny", "cancel"):
+            self.say(replies.AFTER_EMERGENCY)
+            return
+        await self.on_idle(parse)
 
     # -- idle ---------------------------------------------------------------------------
 
@@ -461,14 +502,31 @@ class _Dialogue:
                 self.say(replies.kb_choices([c.entry.question for c in result.candidates[:3]]))
                 metrics.KB_OUTCOMES.labels(outcome="choices").inc()
                 return True
+            if result.candidates and result.confidence >= self.s.kb_choice_floor:
+                # on the phone: the closest entry, named, and its answer; the caller says
+                # whether it helped, and an unhelpful one is offered as a consultation
+                entry = result.candidates[0].entry
+                if entry.answerable_on(now.date()):
+                    self.say(replies.closest_answer(entry.question))
+                    await self.give_answer(entry, parse.text, result.confidence, sure=False)
+                    metrics.KB_OUTCOMES.labels(outcome="closest").inc()
+                    return True
             metrics.KB_OUTCOMES.labels(outcome="abstained").inc()
             return False
         await self.give_answer(hit.entry, parse.text, result.confidence)
         metrics.KB_OUTCOMES.labels(outcome="answered").inc()
         return True
 
-    async def give_answer(self, entry: FaqEntry, question: str, confidence: float | None) -> None:
+    async def give_answer(
+        self, entry: FaqEntry, question: str, confidence: float | None, *, sure: bool = True
+    ) -> None:
+        """`sure`: the base was sure of the entry, or the citizen picked it; then the entry's
+        unit is the one to answer the question if the answer did not help."""
         self.say(entry.answer)
+        if sure and entry.unit:
+            self.d["kb_unit"] = entry.unit
+        else:
+            self.d.pop("kb_unit", None)
         self.say(replies.KB_FEEDBACK_QUESTION)
         self.d["state"] = "await_feedback"
         self.d["kb_entry"] = entry.id
@@ -507,7 +565,12 @@ class _Dialogue:
     # -- filing a request ----------------------------------------------------------------
 
     async def start_request(
-        self, parse: ParseResult, request_type: str | None = None, *, agreed: bool = False
+        self,
+        parse: ParseResult,
+        request_type: str | None = None,
+        *,
+        agreed: bool = False,
+        kb_unit: str | None = None,
     ) -> None:
         phone = self.inbound.phone or await citizens.phone_of(self.conn, self.convo.citizen_id)
         known = self.d.pop("known", {})
@@ -519,6 +582,8 @@ class _Dialogue:
             "address": known.get("address"),
             "phone": known.get("phone") or phone,
         }
+        if kb_unit:
+            draft["kb_unit"] = kb_unit  # the unit of the entry that answered the question
         take_details(draft, parse, replace=True)
         self.d["draft"] = draft
         await self.ask_next(agreed=agreed)
@@ -671,6 +736,13 @@ class _Dialogue:
                 }
                 for i, u in enumerate(parse.units)
             ]
+            kb_unit = draft.get("kb_unit")
+            if kb_unit and kb_unit in self.s.units:
+                # a consultation the base answered (sure, or picked by the citizen) without
+                # helping: the unit that answers that question leads
+                others = [dict(u, confident=False) for u in draft["units"] if u["code"] != kb_unit]
+                draft["units"] = [{"code": kb_unit, "probability": None, "confident": True}]
+                draft["units"] += others[:2]
         return draft["units"]
 
     async def file(self) -> None:
@@ -760,6 +832,7 @@ class _Dialogue:
 
     async def on_feedback(self, parse: ParseResult, act: DialogueAct) -> None:
         self.d["state"] = "idle"
+        kb_unit = self.d.pop("kb_unit", None)
         if act.act in ("thanks", "affirm"):
             await self.rate_answer(True)
             self.d.pop("kb_question", None)
@@ -770,6 +843,8 @@ class _Dialogue:
             self.remember_details(parse)  # a place or phone said with it, for the filing
             # the question stays: filed for the unit to answer, if the citizen wants
             self.d["state"] = "await_offer"
+            if kb_unit:
+                self.d["kb_unit"] = kb_unit
             self.say(replies.KB_UNRESOLVED_OFFER)
             return
         if act.act == "cancel":
@@ -781,6 +856,7 @@ class _Dialogue:
 
     async def on_offer(self, parse: ParseResult, act: DialogueAct) -> None:
         question = self.d.pop("kb_question", "")
+        kb_unit = self.d.pop("kb_unit", None)
         self.d["state"] = "idle"
         gives_details = bool(parse.entities.phones or parse.entities.address)
         if act.act in ("affirm", "provide_info", "correct", "not_resolved") or gives_details:
@@ -789,7 +865,7 @@ class _Dialogue:
             self.remember_details(parse)
             self.unsure(reset=True)
             # the citizen has just said "file it": with nothing left to ask, it is filed
-            await self.start_request(original, request_type="consult", agreed=True)
+            await self.start_request(original, request_type="consult", agreed=True, kb_unit=kb_unit)
             return
         if act.act in ("cancel", "deny", "thanks"):
             self.say(replies.KB_DONE)
@@ -807,6 +883,8 @@ _STATE_FAMILY = {
     "await_offer": "offer",
     "await_kb_choice": "kb_choice",
     "await_request_number": "ask_phone",
+    # the reply to emergency advice: the place or phone of the matter, or "好，我马上打"
+    "await_after_emergency": "ask_location",
 }
 # An emergency the message classifier missed but the reply reads as one: advice, not a filing.
 EMERGENCY_ACT_CONFIDENCE = 0.8
