@@ -101,6 +101,23 @@ def thin_matter(draft: dict) -> bool:
     return len(_ANNOUNCEMENT.sub("", said)) < THIN_MATTER
 
 
+# How a caller opens before the matter ("喂 喂 听得到吗 我跟你讲啊", "我要反映一下啊"): words
+# that say nothing of which unit handles it, but dilute what does (at the start only).
+_OPENER = re.compile(
+    r"^(?:[\s，。！？!?,.、~～…]*(?:喂+|你好|您好|哈喽|hello|hi|同志|师傅|小姑娘|小伙子|美女|"
+    r"听得到吗|听得见吗|能听到吗|听到没|我跟你讲|我跟你说|跟你讲|跟你说|是这样的?|那个|就是|"
+    r"我(?:要|想|来)?(?:反映|反应|投诉|举报|求助|咨询|问|建议|说|讲)(?:一下|个事情?|件事情?|个问题|个情况)?|"
+    r"请问一下|请问|麻烦(?:你|您)?(?:问一下)?|问一下|我想提个建议)[啊呀吧哈呢嘛哦喔]*)+",
+    re.I,
+)
+
+
+def without_opener(text: str) -> str:
+    """The text without the caller's opening words, if anything is left."""
+    rest = _OPENER.sub("", text.strip()).strip(" ，。！？!?,.、")
+    return rest or text
+
+
 def routing_text(draft: dict) -> str:
     """The words the unit is chosen on: what the citizen said about the matter over the
     turns, without phone numbers and without the slot replies. The place is not appended as
@@ -110,7 +127,7 @@ def routing_text(draft: dict) -> str:
     matter = draft.get("matter")
     if matter is None:  # a draft written before the matter was kept apart
         matter = [draft.get("content", "")]
-    text = _PHONE_RUN.sub(" ", " ".join(matter)).strip()
+    text = _PHONE_RUN.sub(" ", " ".join(without_opener(m) for m in matter)).strip()
     area = (draft.get("address") or {}).get("area")
     if area and area not in text:
         text = f"{text} {area}"
