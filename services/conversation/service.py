@@ -49,7 +49,7 @@ import asyncpg
 from knowledgebase import store as kb_store
 from knowledgebase.models import FaqEntry
 from knowledgebase.service import KnowledgeBase
-from nlu.dialogue_acts import DialogueAct, DialogueActModel, default_model
+from nlu.dialogue_acts import RATINGS, DialogueAct, DialogueActModel, default_model
 from nlu.emergency import cues as emergency_cues
 from nlu.types import REQUEST_TYPES, Engine, ParseResult
 from services.conversation import replies
@@ -62,6 +62,7 @@ from services.conversation.details import (
     announces_only,
     apply_correction,
     choice_number,
+    compact,
     extra_words,
     routing_text,
     take_details,
@@ -74,6 +75,7 @@ from services.core.unit_directory import UnitDirectory
 from services.dispatch.dispatcher import Dispatcher
 from services.orders import states
 from services.revisits.chat import REVISITS_KEY
+from services.revisits.service import read_sms_answer
 from services.storage import citizens, conversations, messages, work_orders
 from services.storage.work_orders import Actor, NewWorkOrder
 
@@ -97,7 +99,11 @@ class RevisitAnswers(Protocol):
     """The revisit service (services/revisits/service.py), as far as a chat turn needs it."""
 
     async def answer_in_chat(
-        self, conn: asyncpg.Connection, revisit_id: int, text: str
+        self,
+        conn: asyncpg.Connection,
+        revisit_id: int,
+        text: str,
+        reading: tuple[str, str | None] | None = None,
     ) -> ChatAnswer: ...
 
 
@@ -238,9 +244,12 @@ class ConversationService:
         pending = list(dialogue.get(REVISITS_KEY, []))
         if not pending or self.revisits is None or parse.emergency is not None:
             return False
+        reading = self.read_rating(parse, turn)
+        if reading is None:
+            return False  # not an answer: handled as usual, the questions still open
         reply = None
         while pending and reply is None:
-            answer = await self.revisits.answer_in_chat(conn, int(pending[-1]), text)
+            answer = await self.revisits.answer_in_chat(conn, int(pending[-1]), text, reading)
             if answer.waiting:
                 break  # not an answer
             pending.pop()
@@ -253,6 +262,20 @@ class ConversationService:
             return False
         turn.replies.append(reply)
         return True
+
+    def read_rating(self, parse: ParseResult, turn: _Turn) -> tuple[str, str | None] | None:
+        """A reply to the revisit question read as a dialogue act in the revisit state: the
+        rating, and the reply as its comment when it says more than the rating ("3 还是很吵"
+        keeps 还是很吵; "还是老样子" is the comment of a 3). None when it is no rating."""
+        digits = read_sms_answer(parse.text)
+        if digits is not None:
+            return digits  # the digits the question asks for, read as the SMS reply is
+        found = self.acts.classify(parse.text, "revisit", parse.entities)
+        if found.act not in RATINGS or found.confidence < RATING_CONFIDENCE:
+            return None
+        turn.act = found
+        said = parse.text.strip()
+        return found.act, (said if len(compact(said)) > RATING_WORDS else None)
 
     async def _previous_result(
         self, conn: asyncpg.Connection, convo_id: int, message_id: int
@@ -886,6 +909,11 @@ _STATE_FAMILY = {
     # the reply to emergency advice: the place or phone of the matter, or "好，我马上打"
     "await_after_emergency": "ask_location",
 }
+# A revisit verdict read from words ("还是老样子") must be clear; a doubtful one is handled as
+# an ordinary message, and the question stays open (the SMS fallback asks again).
+RATING_CONFIDENCE = 0.6
+# A rating reply longer than this (characters, punctuation aside) keeps its words as the comment.
+RATING_WORDS = 5
 # An emergency the message classifier missed but the reply reads as one: advice, not a filing.
 EMERGENCY_ACT_CONFIDENCE = 0.8
 
