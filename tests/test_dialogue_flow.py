@@ -152,3 +152,25 @@ async def test_an_unhelpful_answer_is_filed_for_the_unit_of_its_entry(service, c
     assert row["request_type"] == "consult" and row["content"] == MARRIAGE
     # the marriage entry (结婚登记需要带什么材料？) is answered by civil affairs
     assert row["lead_unit"] == "civil-affairs"
+
+
+async def test_understood_thanks_at_a_consultations_read_back_files_nothing(service, conn):
+    # a question the base could not answer goes on as a consultation; a citizen who says
+    # they understand now takes it as settled: no order. A complaint read back with
+    # "好的，谢谢" is still filed.
+    talk = service.ctx.conversation
+    session = f"sms-{uuid.uuid4().hex[:8]}"
+    state = "idle"
+    for text in ("我想问一下退休返聘的人发生工伤怎么算", "哦 我懂了 多谢"):
+        result = await talk.handle(Inbound("sms", session, text, phone="13859900002"))
+        convo = await dialogue_of(conn, result.conversation_id)
+        if convo.get("draft"):
+            state = convo["state"]
+    assert state == "await_confirm", "the question went on as a consultation, read back"
+    assert result.request_number is None and "不登记" in result.replies[0]
+    assert await conn.fetchval("SELECT count(*) FROM work_orders") == 0
+    client = ChatClient(service.url)
+    await client.say("我要投诉，湖滨街道长福路口那家川菜馆厨房油烟直接排到我家窗户")
+    await client.say("13859901234")
+    done = await client.say("好的，谢谢")
+    assert done["request_number"], (state, done)

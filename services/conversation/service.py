@@ -730,6 +730,15 @@ class _Dialogue:
             draft["phone"] = new_phone
             await self.ask_next()
             return
+        if act.act == "thanks":
+            if draft["request_type"] == "consult":
+                # "知道了，谢谢": the citizen has what they asked for; nothing to file
+                self.d.pop("draft", None)
+                self.d["state"] = "idle"
+                self.say(replies.NOT_FILED)
+                return
+            await self.file()  # "好的，谢谢" to a complaint read back: a yes
+            return
         if act.act == "deny":
             self.say(replies.ASK_WHAT_TO_CHANGE)
             return
