@@ -30,7 +30,7 @@ from nlu.training_data import DIALOGUE_DIR, Example, training_files
 from nlu.types import Entities
 
 # The waiting states, as the conversation service names its state families.
-STATES = ("confirm", "ask_location", "ask_phone", "kb_answer", "kb_choice", "offer")
+STATES = ("confirm", "ask_location", "ask_phone", "kb_answer", "kb_choice", "offer", "revisit")
 ANY_STATE = "any"
 ACTS = (
     "affirm",  # yes: file it, the details are right
@@ -44,7 +44,12 @@ ACTS = (
     "ask_human",  # wants a person
     "new_request",  # something else: a new matter or question
     "emergency",  # danger now
+    # the answer to a revisit question posted in the chat (state revisit)
+    "satisfied",  # 1, 满意
+    "basically_satisfied",  # 2, 基本满意
+    "dissatisfied",  # 3, 不满意, "还是老样子"
 )
+RATINGS = ("satisfied", "basically_satisfied", "dissatisfied")
 HELDOUT_FILE = Path(__file__).resolve().parent / "data" / "heldout_dialogue_acts.jsonl"
 
 _SPACE_PUNCT = re.compile(r"[\s，。！？!?,.、；;：:~～…“”\"'（）()【】\-—]+")

@@ -28,7 +28,12 @@ _GENERIC = set(
     "马路 道路 公路 大路 小路 马路上 街上 楼层 楼上 楼下 大楼 高楼 楼房 楼道 城市 城里 "
     "进城 农村 乡下 村里 村民 号码 编号 座位 这栋 那栋 一栋 哪栋 这座 那座 整栋 全村 本村 "
     "我村 外省 一段 这段 那段 "
-    "各路 一路 上路 走路 修路 过路 出路 门路 电路 线路 网路 水路 思路 套路".split()
+    "各路 一路 上路 走路 修路 过路 出路 门路 电路 线路 网路 水路 思路 套路 "
+    # people and errands ("老乡说…", "上门安检"), and kinds of places, not a particular one
+    # ("想读公办小学", "人才公寓怎么申请")
+    "老乡 同乡 家乡 城乡 下乡 回乡 上门 出门 进门 "
+    "公办小学 民办小学 公办学校 民办学校 公办幼儿园 民办幼儿园 公办中学 民办中学 "
+    "人才公寓 公租房 廉租房 养老院 敬老院".split()
 )
 # Words inside a place name may be names, nouns, numbers or letters …
 _NAME_TAGS = ("ns", "nr", "nrt", "nrfg", "nz", "n", "m", "eng", "j", "nt", "s", "f")
@@ -124,6 +129,9 @@ def _close(run: list[Word], tokens: list[Word], after: int) -> list[tuple[int, i
     nxt = run[end + 1] if end + 1 < len(run) else following
     if nxt is not None and nxt.text[:1] in _NEAR and last[:-1].endswith(tuple(PLACE_SUFFIXES)):
         stop -= 1  # jieba's "村村|口": the second 村 belongs to 村口
+    name = "".join(w.text for w in run[start : end + 1])
+    if name in _GENERIC:
+        return []  # a kind of place cut into words ("公办|小学"), not a particular one
     return [(run[start].start, stop)]
 
 

@@ -145,6 +145,11 @@ def test_place_is_cut_at_real_place_words(extractor, text, place):
         "2号楼3单元502",
         "修路修了半年还没修好",
         "我们村的路灯坏了",
+        # people, errands and kinds of places (issue 13: 地点 "老乡", "上门" in read-backs)
+        "我老乡说这边办事要预约",
+        "有两个人说要上门检查煤气管",
+        "孩子想读公办小学怎么报名",
+        "人才公寓要怎么申请",
     ],
 )
 def test_no_place_where_none_is_named(extractor, text):

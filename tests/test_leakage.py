@@ -13,7 +13,9 @@ subsequence (never below difflib's figure, so this guard is at least as strict).
 from __future__ import annotations
 
 import json
+import re
 import unicodedata
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -24,9 +26,17 @@ from nlu.training_data import read_file
 
 ROOT = Path(__file__).resolve().parents[1]
 TRAINING_DIR = ROOT / "nlu" / "data" / "training"
-# the message models' training data (the dialogue-act and emergency data in nlu/data/dialogue
-# and nlu/data/emergency are guarded by tests/test_dialogue_acts.py and tests/test_emergency.py)
+# the message models' training data
 TRAINING_DIRS = [TRAINING_DIR]
+# the reply and emergency models' training data, guarded here against the blind dialogues and
+# emergency lines (and by tests/test_dialogue_acts.py and tests/test_emergency.py against their
+# own held-out sets)
+DIALOGUE_DIR = ROOT / "nlu" / "data" / "dialogue"
+EMERGENCY_FILE = ROOT / "nlu" / "data" / "emergency" / "train.yml"
+BLIND_CONVERSATION_FILES = [
+    ROOT / "tests" / "data" / "blind" / "dialogues.jsonl",
+    ROOT / "tests" / "data" / "blind" / "emergency.jsonl",
+]
 FAQ_FILE = ROOT / "knowledgebase" / "data" / "faq.jsonl"
 THRESHOLD = 80.0  # percent
 # A dialogue is made of its matter and of short replies (对, 确认, 转人工, 不用了) that form a
@@ -77,6 +87,40 @@ def nlu_training_texts() -> list[str]:
     ]
 
 
+# A phone or house number (digits, or spoken Chinese digits) is one placeholder, as the reply
+# model itself reads it (nlu/dialogue_acts.normalise): which digits a number has is no phrasing,
+# and two made-up mobile numbers share most of their digits by chance.
+_NUMBER_RUN = re.compile(r"[0-9零〇一幺二两三四五六七八九]{5,}|[0-9]{3,}")
+
+
+def reply_normalise(text: str) -> str:
+    return _NUMBER_RUN.sub("#", normalise(text))
+
+
+def blind_conversation_texts(path: Path) -> list[str]:
+    """The blind dialogue turns and emergency lines; a turn that is a short reply once its
+    number is a placeholder ("13859012374", "电话 13859012374") is left out like "对"."""
+    texts = []
+    for line in path.read_text(encoding="utf-8").splitlines():
+        if line.strip():
+            row = json.loads(line)
+            if "turns" in row:
+                texts += [t for t in row["turns"] if len(reply_normalise(t)) >= DIALOGUE_MIN_CHARS]
+            else:
+                texts.append(row["text"])
+    return texts
+
+
+def conversation_training_texts() -> list[str]:
+    """The dialogue-act examples (every file under nlu/data/dialogue/) and the emergency
+    classifier's examples, both labels."""
+    from nlu.emergency import training_examples
+
+    acts = [e.text for path in sorted(DIALOGUE_DIR.rglob("*.yml")) for e in read_file(path)]
+    emergency, _ = training_examples(EMERGENCY_FILE)
+    return acts + emergency
+
+
 def faq_training_texts() -> list[str]:
     texts = []
     for line in FAQ_FILE.read_text(encoding="utf-8").splitlines():
@@ -86,10 +130,12 @@ def faq_training_texts() -> list[str]:
     return texts
 
 
-def near_pairs(held: list[str], trained: list[str]) -> list[tuple[float, str, str]]:
+def near_pairs(
+    held: list[str], trained: list[str], norm: Callable[[str], str] = normalise
+) -> list[tuple[float, str, str]]:
     scores = process.cdist(
-        [normalise(t) for t in held],
-        [normalise(t) for t in trained],
+        [norm(t) for t in held],
+        [norm(t) for t in trained],
         scorer=fuzz.ratio,
         score_cutoff=THRESHOLD,
         dtype=np.float32,
@@ -116,6 +162,17 @@ def test_no_heldout_line_is_near_a_training_line(path, nlu_trained, faq_trained)
     trained = nlu_trained + (faq_trained if is_faq else [])
     pairs = near_pairs(held, trained)
     shown = "\n".join(f"  {s:.0f}%  {h!r}  ~  {t!r}" for s, h, t in pairs[:20])
+    assert not pairs, f"{len(pairs)} near-duplicate pairs in {path.name}:\n{shown}"
+
+
+@pytest.mark.parametrize("path", BLIND_CONVERSATION_FILES, ids=lambda p: str(p.relative_to(ROOT)))
+def test_no_blind_turn_or_emergency_line_is_near_a_reply_or_emergency_example(path):
+    # dialogue turns shorter than DIALOGUE_MIN_CHARS are the closed set of short replies
+    held = blind_conversation_texts(path)
+    trained = conversation_training_texts()
+    assert held and len(trained) > 500
+    pairs = near_pairs(held, trained, reply_normalise)
+    shown = "\n".join(f"  {s:.0f}%  {h!r}  ~  {t!r}" for s, h, t in pairs[:40])
     assert not pairs, f"{len(pairs)} near-duplicate pairs in {path.name}:\n{shown}"
 
 

@@ -71,6 +71,69 @@ def address_dict(address: Any) -> dict | None:
     return {k: v for k, v in address.__dict__.items() if v is not None}
 
 
+# A phone number as digits, spoken digits or with separators: it says nothing about the matter.
+_PHONE_RUN = re.compile(
+    r"[0-9０-９零〇一幺二两三四五六七八九][0-9０-９零〇一幺二两三四五六七八九\-－ ]{6,}"
+)
+
+
+def add_matter(draft: dict, text: str, *, routed: bool = True) -> None:
+    """More words for the order's text. `routed`: they describe the matter, so the unit is
+    chosen on them too; a reply to a slot question (the place, the phone) is kept in the text
+    the agents read but does not route: "西门后巷 对 西门后巷" says where, not what."""
+    text = text.strip()
+    if not text:
+        return
+    draft["content"] = f"{draft['content']}\n{text}" if draft.get("content") else text
+    if routed:
+        draft.setdefault("matter", [])
+        draft["matter"].append(text)
+
+
+# Below this many characters beside the announcement words ("我要投诉一个医生" leaves 医生),
+# the matter is still to be told: the next reply's words describe it, whatever it answers.
+THIN_MATTER = 6
+
+
+def thin_matter(draft: dict) -> bool:
+    """Whether what routes the draft so far says little more than its kind."""
+    said = compact(" ".join(draft.get("matter") or [draft.get("content", "")]))
+    return len(_ANNOUNCEMENT.sub("", said)) < THIN_MATTER
+
+
+# How a caller opens before the matter ("喂 喂 听得到吗 我跟你讲啊", "我要反映一下啊"): words
+# that say nothing of which unit handles it, but dilute what does (at the start only).
+_OPENER = re.compile(
+    r"^(?:[\s，。！？!?,.、~～…]*(?:喂+|你好|您好|哈喽|hello|hi|同志|师傅|小姑娘|小伙子|美女|"
+    r"听得到吗|听得见吗|能听到吗|听到没|我跟你讲|我跟你说|跟你讲|跟你说|是这样的?|那个|就是|"
+    r"我(?:要|想|来)?(?:反映|反应|投诉|举报|求助|咨询|问|建议|说|讲)(?:一下|个事情?|件事情?|个问题|个情况)?|"
+    r"请问一下|请问|麻烦(?:你|您)?(?:问一下)?|问一下|我想提个建议)[啊呀吧哈呢嘛哦喔]*)+",
+    re.I,
+)
+
+
+def without_opener(text: str) -> str:
+    """The text without the caller's opening words, if anything is left."""
+    rest = _OPENER.sub("", text.strip()).strip(" ，。！？!?,.、")
+    return rest or text
+
+
+def routing_text(draft: dict) -> str:
+    """The words the unit is chosen on: what the citizen said about the matter over the
+    turns, without phone numbers and without the slot replies. The place is not appended as
+    said ("灵秀镇钞岱村南边的田里" reads as a town's matter); only its area's name is, which the
+    classifier masks like every known place name: it decides nothing about the duty unit, but
+    lets a matter that is the town's own (the territorial class) go to the right town."""
+    matter = draft.get("matter")
+    if matter is None:  # a draft written before the matter was kept apart
+        matter = [draft.get("content", "")]
+    text = _PHONE_RUN.sub(" ", " ".join(without_opener(m) for m in matter)).strip()
+    area = (draft.get("address") or {}).get("area")
+    if area and area not in text:
+        text = f"{text} {area}"
+    return text
+
+
 def take_details(draft: dict, parse: ParseResult, *, replace: bool) -> list[str]:
     """Put the place and phone found in a message into the draft: only what is missing, or
     (`replace`) whatever the message gives. Returns the names of what was set."""
@@ -141,8 +204,7 @@ def apply_correction(draft: dict, parse: ParseResult, place_of) -> str:
             return "location"
     if _ABOUT_PHONE.search(text):
         return "phone_unreadable"
-    draft["content"] = f"{draft['content']}\n{text}"
-    draft.pop("units", None)  # the words changed: route again
+    add_matter(draft, text)  # the words changed: the unit is chosen again on them
     return "content"
 
 

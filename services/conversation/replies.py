@@ -26,6 +26,7 @@ KB_UNRESOLVED_OFFER = (
     "抱歉没能帮到您。需要的话，我可以把您的问题登记下来，转相关单位答复您（请回复“登记”），"
     "也可以为您转人工坐席（请回复“人工”）；不需要请回复“不用了”。"
 )
+NOT_FILED = "好的，本次不登记。如需登记或还有其他问题，请直接说明。"
 KB_DONE = "好的，如还有其他问题，欢迎随时联系12345。"
 YOU_ARE_WELCOME = "不客气，很高兴能帮到您。还有其他问题可以继续咨询。"
 CANCELLED = "好的，已取消本次登记。如需反映其他问题，请直接描述。"
@@ -37,6 +38,15 @@ FEEDBACK_SORRY = (
 NO_PROVIDER = (
     "抱歉，暂未找到相关的登记便民服务商。您可以补充说明需要什么服务，或回复“人工”咨询坐席。"
 )
+
+
+def closest_answer(question: str) -> str:
+    """On the phone a list of three questions is too long to listen to: the closest one is
+    named, and its answer follows, so the caller can tell whether it is what they asked."""
+    return f"您问的可能是：{question}"
+
+
+AFTER_EMERGENCY = "好的，请先确保安全。如还有需要12345办理的事项，请直接说明。"
 
 
 def mask_phone(phone: str | None) -> str:

@@ -49,7 +49,7 @@ import asyncpg
 from knowledgebase import store as kb_store
 from knowledgebase.models import FaqEntry
 from knowledgebase.service import KnowledgeBase
-from nlu.dialogue_acts import DialogueAct, DialogueActModel, default_model
+from nlu.dialogue_acts import RATINGS, DialogueAct, DialogueActModel, default_model
 from nlu.emergency import cues as emergency_cues
 from nlu.types import REQUEST_TYPES, Engine, ParseResult
 from services.conversation import replies
@@ -57,12 +57,16 @@ from services.conversation.details import (
     EXTRA_WORDS,
     MAX_LOCATION_CHARS,
     about_place,
+    add_matter,
     announced_type,
     announces_only,
     apply_correction,
     choice_number,
+    compact,
     extra_words,
+    routing_text,
     take_details,
+    thin_matter,
 )
 from services.core import metrics
 from services.core.clock import Clock
@@ -71,6 +75,7 @@ from services.core.unit_directory import UnitDirectory
 from services.dispatch.dispatcher import Dispatcher
 from services.orders import states
 from services.revisits.chat import REVISITS_KEY
+from services.revisits.service import read_sms_answer
 from services.storage import citizens, conversations, messages, work_orders
 from services.storage.work_orders import Actor, NewWorkOrder
 
@@ -94,7 +99,11 @@ class RevisitAnswers(Protocol):
     """The revisit service (services/revisits/service.py), as far as a chat turn needs it."""
 
     async def answer_in_chat(
-        self, conn: asyncpg.Connection, revisit_id: int, text: str
+        self,
+        conn: asyncpg.Connection,
+        revisit_id: int,
+        text: str,
+        reading: tuple[str, str | None] | None = None,
     ) -> ChatAnswer: ...
 
 
@@ -235,9 +244,12 @@ class ConversationService:
         pending = list(dialogue.get(REVISITS_KEY, []))
         if not pending or self.revisits is None or parse.emergency is not None:
             return False
+        reading = self.read_rating(parse, turn)
+        if reading is None:
+            return False  # not an answer: handled as usual, the questions still open
         reply = None
         while pending and reply is None:
-            answer = await self.revisits.answer_in_chat(conn, int(pending[-1]), text)
+            answer = await self.revisits.answer_in_chat(conn, int(pending[-1]), text, reading)
             if answer.waiting:
                 break  # not an answer
             pending.pop()
@@ -250,6 +262,20 @@ class ConversationService:
             return False
         turn.replies.append(reply)
         return True
+
+    def read_rating(self, parse: ParseResult, turn: _Turn) -> tuple[str, str | None] | None:
+        """A reply to the revisit question read as a dialogue act in the revisit state: the
+        rating, and the reply as its comment when it says more than the rating ("3 还是很吵"
+        keeps 还是很吵; "还是老样子" is the comment of a 3). None when it is no rating."""
+        digits = read_sms_answer(parse.text)
+        if digits is not None:
+            return digits  # the digits the question asks for, read as the SMS reply is
+        found = self.acts.classify(parse.text, "revisit", parse.entities)
+        if found.act not in RATINGS or found.confidence < RATING_CONFIDENCE:
+            return None
+        turn.act = found
+        said = parse.text.strip()
+        return found.act, (said if len(compact(said)) > RATING_WORDS else None)
 
     async def _previous_result(
         self, conn: asyncpg.Connection, convo_id: int, message_id: int
@@ -308,6 +334,7 @@ class _Dialogue:
         # Danger overrides any state; the draft (if any) waits where it was.
         if parse.emergency is not None:
             self.say(replies.emergency(parse.emergency.numbers))
+            await self.after_emergency_advice(parse)
             return
         if parse.problem in ("empty", "no_words"):
             self.say(replies.NOT_UNDERSTOOD)
@@ -332,7 +359,11 @@ class _Dialogue:
                 await self.rate_answer(False)
             self.handoff("asked_for_agent", replies.HANDOFF)
             return
-        if act.act == "cancel" and self.state not in ("await_feedback", "await_offer"):
+        if act.act == "cancel" and self.state not in (
+            "await_feedback",
+            "await_offer",
+            "await_after_emergency",
+        ):
             self.d.pop("draft", None)
             self.d.pop("kb_choices", None)
             self.d["state"] = "idle"
@@ -347,8 +378,44 @@ class _Dialogue:
             "await_offer": self.on_offer,
             "await_kb_choice": self.on_kb_choice,
             "await_request_number": self.on_request_number,
+            "await_after_emergency": self.on_after_emergency,
         }[self.state]
         await handler(parse, act)
+
+    # -- after emergency advice ----------------------------------------------------------
+
+    async def after_emergency_advice(self, parse: ParseResult) -> None:
+        """What the advice leaves of the dialogue. A phone or place said with it is kept for
+        the draft being filled, which goes on; a message that started nothing is kept, in case
+        the citizen goes on with its place or phone: then it was a matter for 12345 after all
+        ("打她的就行" is no assault, "老人中午没地方吃饭" no medical emergency)."""
+        draft = self.d.get("draft")
+        if draft is not None and self.state in ("await_location", "await_phone"):
+            if take_details(draft, parse, replace=True):
+                await self.ask_next()
+            return
+        if self.state == "idle":
+            self.remember_details(parse)
+            self.d["state"] = "await_after_emergency"
+            self.d["emergency_text"] = parse.text
+
+    async def on_after_emergency(self, parse: ParseResult, act: DialogueAct) -> None:
+        """The reply to emergency advice given to a first message: "好，我马上打" ends it; the
+        place or phone of the matter (or a correction) makes the first message a request."""
+        first = self.d.pop("emergency_text", "")
+        self.d["state"] = "idle"
+        details = bool(parse.entities.address or parse.entities.phones)
+        if first and (act.act in ("provide_info", "correct") or (details and act.act != "affirm")):
+            self.remember_details(parse)
+            original = await asyncio.to_thread(self.s.nlu.parse, first)
+            if original.request_type in REQUEST_TYPES:
+                self.unsure(reset=True)
+                await self.start_request(original)
+                return
+        if act.act in ("affirm", "thanks", "deny", "cancel"):
+            self.say(replies.AFTER_EMERGENCY)
+            return
+        await self.on_idle(parse)
 
     # -- idle ---------------------------------------------------------------------------
 
@@ -458,14 +525,31 @@ class _Dialogue:
                 self.say(replies.kb_choices([c.entry.question for c in result.candidates[:3]]))
                 metrics.KB_OUTCOMES.labels(outcome="choices").inc()
                 return True
+            if result.candidates and result.confidence >= self.s.kb_choice_floor:
+                # on the phone: the closest entry, named, and its answer; the caller says
+                # whether it helped, and an unhelpful one is offered as a consultation
+                entry = result.candidates[0].entry
+                if entry.answerable_on(now.date()):
+                    self.say(replies.closest_answer(entry.question))
+                    await self.give_answer(entry, parse.text, result.confidence, sure=False)
+                    metrics.KB_OUTCOMES.labels(outcome="closest").inc()
+                    return True
             metrics.KB_OUTCOMES.labels(outcome="abstained").inc()
             return False
         await self.give_answer(hit.entry, parse.text, result.confidence)
         metrics.KB_OUTCOMES.labels(outcome="answered").inc()
         return True
 
-    async def give_answer(self, entry: FaqEntry, question: str, confidence: float | None) -> None:
+    async def give_answer(
+        self, entry: FaqEntry, question: str, confidence: float | None, *, sure: bool = True
+    ) -> None:
+        """`sure`: the base was sure of the entry, or the citizen picked it; then the entry's
+        unit is the one to answer the question if the answer did not help."""
         self.say(entry.answer)
+        if sure and entry.unit:
+            self.d["kb_unit"] = entry.unit
+        else:
+            self.d.pop("kb_unit", None)
         self.say(replies.KB_FEEDBACK_QUESTION)
         self.d["state"] = "await_feedback"
         self.d["kb_entry"] = entry.id
@@ -504,17 +588,25 @@ class _Dialogue:
     # -- filing a request ----------------------------------------------------------------
 
     async def start_request(
-        self, parse: ParseResult, request_type: str | None = None, *, agreed: bool = False
+        self,
+        parse: ParseResult,
+        request_type: str | None = None,
+        *,
+        agreed: bool = False,
+        kb_unit: str | None = None,
     ) -> None:
         phone = self.inbound.phone or await citizens.phone_of(self.conn, self.convo.citizen_id)
         known = self.d.pop("known", {})
         draft: dict[str, Any] = {
             "request_type": request_type or parse.request_type,
             "content": parse.text.strip(),
+            "matter": [parse.text.strip()],
             "location": known.get("location"),
             "address": known.get("address"),
             "phone": known.get("phone") or phone,
         }
+        if kb_unit:
+            draft["kb_unit"] = kb_unit  # the unit of the entry that answered the question
         take_details(draft, parse, replace=True)
         self.d["draft"] = draft
         await self.ask_next(agreed=agreed)
@@ -570,9 +662,12 @@ class _Dialogue:
         """Words beyond the detail asked for ("在市医院 三楼那个医生态度很差") belong to
         the matter: they are added to the draft's text."""
         draft = self.d["draft"]
-        if act.act in ("new_request", "correct") or extra_words(parse) >= EXTRA_WORDS:
-            draft["content"] = f"{draft['content']}\n{parse.text.strip()}"
-            draft.pop("units", None)
+        if act.act in ("new_request", "correct"):
+            add_matter(draft, parse.text)
+        elif extra_words(parse) >= EXTRA_WORDS:
+            # kept for the agents; a slot reply's words choose the unit only when the
+            # request itself said little more than its kind ("我要投诉一个医生")
+            add_matter(draft, parse.text, routed=thin_matter(draft))
 
     async def on_location(self, parse: ParseResult, act: DialogueAct) -> None:
         draft = self.d["draft"]
@@ -582,8 +677,7 @@ class _Dialogue:
         if "location" not in taken:
             if act.act in ("new_request", "correct") and self.asked_again("location") < 2:
                 # more about the matter, not the place: keep the words, ask for the place again
-                draft["content"] = f"{draft['content']}\n{parse.text.strip()}"
-                draft.pop("units", None)
+                add_matter(draft, parse.text)
             elif act.act == "affirm" and self.asked_again("location") < 2:
                 self.say(replies.ASK_LOCATION)
                 return
@@ -615,8 +709,7 @@ class _Dialogue:
             await self.ask_next()  # a place given instead: used, and the phone asked again
             return
         if act.act in ("new_request", "correct") and not parse.entities.phones:
-            draft["content"] = f"{draft['content']}\n{parse.text.strip()}"
-            draft.pop("units", None)
+            add_matter(draft, parse.text)
             await self.ask_next()
             return
         if self.asked_again("phone") >= 3:
@@ -637,6 +730,15 @@ class _Dialogue:
             draft["phone"] = new_phone
             await self.ask_next()
             return
+        if act.act == "thanks":
+            if draft["request_type"] == "consult":
+                # "知道了，谢谢": the citizen has what they asked for; nothing to file
+                self.d.pop("draft", None)
+                self.d["state"] = "idle"
+                self.say(replies.NOT_FILED)
+                return
+            await self.file()  # "好的，谢谢" to a complaint read back: a yes
+            return
         if act.act == "deny":
             self.say(replies.ASK_WHAT_TO_CHANGE)
             return
@@ -651,10 +753,13 @@ class _Dialogue:
         return self.s.nlu.parse(text).entities.address
 
     def route(self, draft: dict) -> list[dict]:
-        """The unit suggestions for a draft, from its words and its place together."""
-        if "units" not in draft:
-            text = draft["content"] + (f" {draft['location']}" if draft.get("location") else "")
+        """The unit suggestions for a draft: from what the citizen said about the matter
+        over the turns, and the area of its place (details.routing_text). Worked out again
+        whenever that text changes (more words, another place)."""
+        text = routing_text(draft)
+        if "units" not in draft or draft.get("routed_on") != text:
             parse = self.s.nlu.parse(text)
+            draft["routed_on"] = text
             draft["units"] = [
                 {
                     "code": u.code,
@@ -663,6 +768,13 @@ class _Dialogue:
                 }
                 for i, u in enumerate(parse.units)
             ]
+            kb_unit = draft.get("kb_unit")
+            if kb_unit and kb_unit in self.s.units:
+                # a consultation the base answered (sure, or picked by the citizen) without
+                # helping: the unit that answers that question leads
+                others = [dict(u, confident=False) for u in draft["units"] if u["code"] != kb_unit]
+                draft["units"] = [{"code": kb_unit, "probability": None, "confident": True}]
+                draft["units"] += others[:2]
         return draft["units"]
 
     async def file(self) -> None:
@@ -752,6 +864,7 @@ class _Dialogue:
 
     async def on_feedback(self, parse: ParseResult, act: DialogueAct) -> None:
         self.d["state"] = "idle"
+        kb_unit = self.d.pop("kb_unit", None)
         if act.act in ("thanks", "affirm"):
             await self.rate_answer(True)
             self.d.pop("kb_question", None)
@@ -762,6 +875,8 @@ class _Dialogue:
             self.remember_details(parse)  # a place or phone said with it, for the filing
             # the question stays: filed for the unit to answer, if the citizen wants
             self.d["state"] = "await_offer"
+            if kb_unit:
+                self.d["kb_unit"] = kb_unit
             self.say(replies.KB_UNRESOLVED_OFFER)
             return
         if act.act == "cancel":
@@ -773,6 +888,7 @@ class _Dialogue:
 
     async def on_offer(self, parse: ParseResult, act: DialogueAct) -> None:
         question = self.d.pop("kb_question", "")
+        kb_unit = self.d.pop("kb_unit", None)
         self.d["state"] = "idle"
         gives_details = bool(parse.entities.phones or parse.entities.address)
         if act.act in ("affirm", "provide_info", "correct", "not_resolved") or gives_details:
@@ -781,7 +897,7 @@ class _Dialogue:
             self.remember_details(parse)
             self.unsure(reset=True)
             # the citizen has just said "file it": with nothing left to ask, it is filed
-            await self.start_request(original, request_type="consult", agreed=True)
+            await self.start_request(original, request_type="consult", agreed=True, kb_unit=kb_unit)
             return
         if act.act in ("cancel", "deny", "thanks"):
             self.say(replies.KB_DONE)
@@ -799,7 +915,14 @@ _STATE_FAMILY = {
     "await_offer": "offer",
     "await_kb_choice": "kb_choice",
     "await_request_number": "ask_phone",
+    # the reply to emergency advice: the place or phone of the matter, or "好，我马上打"
+    "await_after_emergency": "ask_location",
 }
+# A revisit verdict read from words ("还是老样子") must be clear; a doubtful one is handled as
+# an ordinary message, and the question stays open (the SMS fallback asks again).
+RATING_CONFIDENCE = 0.6
+# A rating reply longer than this (characters, punctuation aside) keeps its words as the comment.
+RATING_WORDS = 5
 # An emergency the message classifier missed but the reply reads as one: advice, not a filing.
 EMERGENCY_ACT_CONFIDENCE = 0.8
 

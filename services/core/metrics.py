@@ -43,7 +43,8 @@ KB_ANSWER = Histogram(
 KB_OUTCOMES = Counter(
     "hotline_kb_questions",
     "questions put to the knowledge base in a conversation, by outcome: answered (on the "
-    "spot), choices (the top candidates offered), abstained (filed or asked on)",
+    "spot), choices (the top candidates offered), closest (on the phone: the closest entry's "
+    "answer, named), abstained (filed or asked on)",
     ["outcome"],
 )
 ORDERS_FILED = Counter("hotline_orders_filed", "work orders filed, by channel", ["channel"])

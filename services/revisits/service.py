@@ -498,12 +498,17 @@ class RevisitService:
             return await _thanks(conn, row, outcome)
 
     async def answer_in_chat(
-        self, conn: asyncpg.Connection, revisit_id: int, text: str
+        self,
+        conn: asyncpg.Connection,
+        revisit_id: int,
+        text: str,
+        reading: tuple[str, str | None] | None = None,
     ) -> ChatAnswer:
         """A message in the web chat where the revisit's question was posted, inside the
-        chat turn's transaction: the answer when it reads as one (as an SMS reply would) and
-        the revisit still waits, by chat or by the text that followed it."""
-        parsed = read_sms_answer(text)
+        chat turn's transaction: the answer when it reads as one and the revisit still
+        waits, by chat or by the text that followed it. `reading`: (rating, comment) as the
+        chat read the message in context ("还是老样子" is a 3); without it, as an SMS reply."""
+        parsed = reading or read_sms_answer(text)
         if parsed is None:
             return ChatAnswer(waiting=True)
         row = await store.lock(conn, revisit_id)

@@ -712,3 +712,27 @@ async def test_the_widget_shows_the_question_live_and_after_a_reload(web_rig: Ri
         await page.click("#h12345-send")
         await page.locator(".h12345-bot", has_text="感谢您对12345热线").wait_for(timeout=10000)
     assert (await order_row(rig.svc, number))["status"] == "closed"
+
+
+async def test_a_revisit_answer_in_words_is_read_in_context(web_rig: Rig):
+    # issue 13: the verdict is read by the dialogue-act classifier in the revisit state, not
+    # by a table of exact words: a polite word is no verdict, a complaint that nothing changed
+    # is a 3 with its words as the comment
+    rig = web_rig
+    chat = ChatClient(rig.svc.url)
+    number = await web_order(rig, chat, at(2026, 11, 23, 10, 0))
+    await rig.run_jobs()
+    assert await rig.progress(number) == ("awaiting_reply", 0, False)
+
+    polite = await chat.say("好的")
+    assert "感谢您的反馈" not in "".join(polite["replies"])
+    assert (await order_row(rig.svc, number))["status"] == "resolved", "still asked"
+
+    verdict = await chat.say("还是老样子，油烟照样往我家窗户里灌")
+    assert "转交承办单位" in verdict["replies"][0], verdict
+    revisit = await rig.revisit_of(number)
+    assert (revisit["outcome"], revisit["comment"]) == (
+        "dissatisfied",
+        "还是老样子，油烟照样往我家窗户里灌",
+    )
+    assert (await order_row(rig.svc, number))["status"] == "signed"
