@@ -32,11 +32,13 @@ TRAINING_DIRS = [TRAINING_DIR]
 # emergency lines (and by tests/test_dialogue_acts.py and tests/test_emergency.py against their
 # own held-out sets)
 DIALOGUE_DIR = ROOT / "nlu" / "data" / "dialogue"
-EMERGENCY_FILE = ROOT / "nlu" / "data" / "emergency" / "train.yml"
-BLIND_CONVERSATION_FILES = [
-    ROOT / "tests" / "data" / "blind" / "dialogues.jsonl",
-    ROOT / "tests" / "data" / "blind" / "emergency.jsonl",
-]
+EMERGENCY_DIR = ROOT / "nlu" / "data" / "emergency"
+BLIND_CONVERSATION_FILES = sorted(
+    [
+        *(ROOT / "tests" / "data" / "blind").glob("dialogues*.jsonl"),
+        *(ROOT / "tests" / "data" / "blind").glob("emergency*.jsonl"),
+    ]
+)
 FAQ_FILE = ROOT / "knowledgebase" / "data" / "faq.jsonl"
 THRESHOLD = 80.0  # percent
 # A dialogue is made of its matter and of short replies (对, 确认, 转人工, 不用了) that form a
@@ -117,7 +119,8 @@ def conversation_training_texts() -> list[str]:
     from nlu.emergency import training_examples
 
     acts = [e.text for path in sorted(DIALOGUE_DIR.rglob("*.yml")) for e in read_file(path)]
-    emergency, _ = training_examples(EMERGENCY_FILE)
+    emergency, _ = training_examples(EMERGENCY_DIR)
+    assert emergency, f"no emergency training examples under {EMERGENCY_DIR}"
     return acts + emergency
 
 
