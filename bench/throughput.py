@@ -18,6 +18,9 @@ unused slice, so every run sees the same mix.
 * chat: `hotline serve` processes (1 or 2) on one PostgreSQL, citizens posting to
   /api/chat/messages (sessions of three fresh messages), spread over the processes by the
   load generator itself (no nginx); the generator runs on the same cores.
+* "whole_machine_each" (with --variants): this checkout with every process sized for all
+  the cores (HOTLINE_NLU_THREADS=1: one parse at a time on every core), i.e. what a process
+  count left out of the settings does.
 * "old" is the code at --old-rev (before the thread plan, exported with `git archive`),
   "new" this checkout with HOTLINE_PROCESSES_PER_HOST set to the number of processes, and
   "new_half_share" one process of the two-process deployment (HOTLINE_PROCESSES_PER_HOST=2)
@@ -142,7 +145,7 @@ def old_tree(rev: str) -> Iterator[Path]:
         shutil.rmtree(target, ignore_errors=True)
 
 
-def tree_env(tree: Path, per_host: int, nlu_env: dict[str, str]) -> dict[str, str]:
+def tree_env(tree: Path, settings: dict[str, str], nlu_env: dict[str, str]) -> dict[str, str]:
     env = {
         k: v
         for k, v in os.environ.items()
@@ -159,7 +162,7 @@ def tree_env(tree: Path, per_host: int, nlu_env: dict[str, str]) -> dict[str, st
         )
     }
     env.update(nlu_env, PYTHONPATH=str(tree), HOTLINE_EMBEDDING_MODEL_DIR=str(EMBEDDING_MODEL_DIR))
-    env["HOTLINE_PROCESSES_PER_HOST"] = str(per_host)  # ignored by the old code
+    env.update(settings)  # the thread settings (ignored by the old code)
     return env
 
 
@@ -213,7 +216,7 @@ print(json.dumps({"parses": done, "seconds": round(elapsed, 2), "executor": exec
 def nlu_run(
     tree: Path,
     processes: int,
-    per_host: int,
+    settings: dict[str, str],
     seconds: float,
     texts: FreshTexts,
     nlu_env: dict,
@@ -228,7 +231,7 @@ def nlu_run(
             subprocess.Popen(
                 [sys.executable, "-c", _NLU_WORKER, str(file)],
                 cwd=tree,
-                env=tree_env(tree, per_host, nlu_env),
+                env=tree_env(tree, settings, nlu_env),
                 stdin=subprocess.PIPE,
                 stdout=subprocess.PIPE,
                 stderr=subprocess.DEVNULL,
@@ -318,7 +321,7 @@ async def chat_load(urls: list[str], seconds: float, sessions: int, texts: Fresh
 def chat_run(
     tree: Path,
     processes: int,
-    per_host: int,
+    settings: dict[str, str],
     dsn: str,
     work: Path,
     seconds: float,
@@ -330,7 +333,7 @@ def chat_run(
         urls = []
         for i in range(processes):
             env = serve_env(dsn, work / f"serve-{uuid.uuid4().hex[:6]}")
-            env.update(tree_env(tree, per_host, nlu_env), **NO_LIMITS)
+            env.update(tree_env(tree, settings, nlu_env), **NO_LIMITS)
             env.update(DATABASE_URL=dsn, HOTLINE_SCHEDULER="1" if i == 0 else "0")
             urls.append(stack.enter_context(serving(env, cwd=tree)))
         return asyncio.run(chat_load(urls, seconds, sessions, texts))
@@ -404,10 +407,10 @@ def summarise(part: dict, key: str) -> dict:
             f"{n}_process{'es' if n == '2' else ''}": {"best": best(runs, key), "median": med(runs)}
             for n, runs in by_n.items()
         }
-    for variant, one in (("old", part["old"]["1"]), ("new", part["new"]["1"])):
-        two = part[variant]["2"]
-        out[variant]["two_over_one_median"] = round(med(two) / med(one), 2)
-    if "new_half_share" in part:
+    for variant, by_n in part.items():
+        if "1" in by_n and "2" in by_n:
+            out[variant]["two_over_one_median"] = round(med(by_n["2"]) / med(by_n["1"]), 2)
+    if "new_half_share" in part and "new" in part:
         half = part["new_half_share"]["1"]
         out["new"]["two_over_one_half_share_process_median"] = round(
             med(part["new"]["2"]) / med(half), 2
@@ -422,6 +425,11 @@ def main() -> None:
     parser.add_argument("--sessions", type=int, default=32, help="chat citizens at once")
     parser.add_argument("--old-rev", default="cd0222bf", help="the code before the thread plan")
     parser.add_argument("--parts", default="nlu,chat,rasa")
+    parser.add_argument(
+        "--variants",
+        default="old,new,new_half_share",
+        help="also: whole_machine_each (every process sized for all the cores)",
+    )
     parser.add_argument("--nlu-dir", type=Path, default=Path("/tmp/hotline-bench-throughput-nlu"))
     parser.add_argument(
         "--rasa-models",
@@ -432,6 +440,7 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args()
     parts = set(args.parts.split(","))
+    variants = set(args.variants.split(","))
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
 
     nlu_env = default_nlu_env(args.nlu_dir)  # trained once, here, if missing
@@ -450,19 +459,28 @@ def main() -> None:
     try:
         with old_tree(args.old_rev) as old:
             # (variant, code, processes started, HOTLINE_PROCESSES_PER_HOST)
+            one, two = {"HOTLINE_PROCESSES_PER_HOST": "1"}, {"HOTLINE_PROCESSES_PER_HOST": "2"}
+            # each process sized for the whole machine: one parse at a time on every core
+            whole = {"HOTLINE_PROCESSES_PER_HOST": "1", "HOTLINE_NLU_THREADS": "1"}
             configs = [
-                ("old", old, 1, 1),
-                ("old", old, 2, 2),
-                ("new", ROOT, 1, 1),
-                ("new", ROOT, 2, 2),
-                # one process of the two-process deployment, alone: what one adds
-                ("new_half_share", ROOT, 1, 2),
+                (variant, tree, n, env)
+                for variant, tree, n, env in [
+                    ("old", old, 1, {}),
+                    ("old", old, 2, {}),
+                    ("new", ROOT, 1, one),
+                    ("new", ROOT, 2, two),
+                    # one process of the two-process deployment, alone: what one adds
+                    ("new_half_share", ROOT, 1, two),
+                    ("whole_machine_each", ROOT, 1, whole),
+                    ("whole_machine_each", ROOT, 2, whole),
+                ]
+                if variant in variants
             ]
             if "nlu" in parts:
                 nlu: dict = {}
                 for r in range(args.repeats):
-                    for variant, tree, n, per_host in configs:
-                        run = nlu_run(tree, n, per_host, args.seconds, texts, nlu_env, work)
+                    for variant, tree, n, env in configs:
+                        run = nlu_run(tree, n, env, args.seconds, texts, nlu_env, work)
                         nlu.setdefault(variant, {}).setdefault(str(n), []).append(run)
                         print(f"nlu {variant} x{n} #{r + 1}: {run['parses_per_s']}/s "
                               f"(load {run['load_1min_before']})", flush=True)  # fmt: skip
@@ -474,9 +492,9 @@ def main() -> None:
                     dsn = primary.url("hotline")
                     chat: dict = {}
                     for r in range(args.repeats):
-                        for variant, tree, n, per_host in configs:
+                        for variant, tree, n, env in configs:
                             run = chat_run(
-                                tree, n, per_host, dsn, work, args.seconds, args.sessions,
+                                tree, n, env, dsn, work, args.seconds, args.sessions,
                                 texts, nlu_env,
                             )  # fmt: skip
                             chat.setdefault(variant, {}).setdefault(str(n), []).append(run)
