@@ -108,7 +108,7 @@ class FreshTexts:
         rng = random.Random(seed)
         heads = [re.split(r"[，。,.！？!?\s]", t, maxsplit=1)[0][:20] for t in base]
         pool = set(base)
-        while len(pool) < 120_000:
+        while len(pool) < 400_000:
             text = f"{rng.choice(heads)}，{rng.choice(base)}"
             pool.add(text)
         self.pool = sorted(pool)
@@ -267,7 +267,7 @@ def nlu_run(
 
 async def chat_load(urls: list[str], seconds: float, sessions: int, texts: FreshTexts) -> dict:
     out: dict[str, Any] = {"messages": 0, "errors": {}, "latencies": []}
-    need = int(seconds * 200) + sessions * SESSION_MESSAGES * 4
+    need = int(seconds * 150) + sessions * SESSION_MESSAGES * 4
     supply = iter(texts.take(need))
 
     async def citizen(http: aiohttp.ClientSession, url: str, stop: float, counted: bool) -> None:
@@ -418,6 +418,11 @@ def summarise(part: dict, key: str) -> dict:
     return out
 
 
+def save(path: Path, results: dict) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(results, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--seconds", type=float, default=20)
@@ -482,6 +487,7 @@ def main() -> None:
                     for variant, tree, n, env in configs:
                         run = nlu_run(tree, n, env, args.seconds, texts, nlu_env, work)
                         nlu.setdefault(variant, {}).setdefault(str(n), []).append(run)
+                        save(args.out, {**results, "nlu": {"runs": nlu}})  # so far
                         print(f"nlu {variant} x{n} #{r + 1}: {run['parses_per_s']}/s "
                               f"(load {run['load_1min_before']})", flush=True)  # fmt: skip
                 results["nlu"] = {"in_flight_per_process": IN_FLIGHT, "runs": nlu}
@@ -498,6 +504,7 @@ def main() -> None:
                                 texts, nlu_env,
                             )  # fmt: skip
                             chat.setdefault(variant, {}).setdefault(str(n), []).append(run)
+                            save(args.out, {**results, "chat": {"runs": chat}})  # so far
                             print(f"chat {variant} x{n} #{r + 1}: {run['messages_per_s']} msg/s "
                                   f"p99 {run['latency_ms']['p99']} ms errors {run['errors']} "
                                   f"(load {run['load_1min_before']})", flush=True)  # fmt: skip
@@ -518,8 +525,7 @@ def main() -> None:
         shutil.rmtree(work, ignore_errors=True)
     results["machine"]["load_average_at_end"] = [round(x, 2) for x in os.getloadavg()]
     results["texts"]["used"] = texts.next
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(results, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
+    save(args.out, results)
     for part in ("nlu", "chat"):
         if part in results:
             print(part, json.dumps(results[part]["summary"], indent=1))
