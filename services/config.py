@@ -399,7 +399,8 @@ SETTINGS: tuple[Setting, ...] = (
       "the cores for CPU-bound work (see thread_plan; docs/configuration.md)", low=1, high=256),
     S("HOTLINE_NLU_THREADS", "nlu_threads", _int,
       "CPU-bound calls (NLU parses, KB asks) one process runs at once; unset: its share of "
-      "the cores (cores // HOTLINE_PROCESSES_PER_HOST), one thread a call", low=1, high=256),
+      "the cores (cores // HOTLINE_PROCESSES_PER_HOST) + 4, one thread a call", low=1,
+      high=256),
     S("HOTLINE_CITY", "city_name", _text, "the city the hotline serves"),
     # -- the optional Rasa engine (nlu/rasa_engine.py)
     S("HOTLINE_RASA_URL", "rasa_url", _url, "the Rasa intent model server"),
@@ -567,13 +568,17 @@ def available_cpus() -> int:
 
 
 def thread_plan(settings: Settings, cpus: int | None = None) -> ThreadPlan:
-    """The process's share of the cores (cores // HOTLINE_PROCESSES_PER_HOST, at least 1)
-    runs that many calls at once, one thread each; HOTLINE_NLU_THREADS fewer calls at once
-    gives each call's libraries the rest of the share."""
+    """The process's share of the cores (cores // HOTLINE_PROCESSES_PER_HOST, at least 1):
+    one thread a call, share + 4 calls at once; HOTLINE_NLU_THREADS sets the calls at once,
+    and fewer than the share gives each call's libraries the rest of it."""
     cpus = available_cpus() if cpus is None else cpus
     share = max(1, cpus // settings.processes_per_host)
-    calls = settings.nlu_threads or share
-    return ThreadPlan(parallel_calls=calls, threads_per_call=max(1, share // calls))
+    if settings.nlu_threads:
+        calls = settings.nlu_threads
+        return ThreadPlan(parallel_calls=calls, threads_per_call=max(1, share // calls))
+    # Python's own default headroom (cores + 4), on the share: in the whole chat a worker
+    # count equal to the share served fewer messages (bench/throughput.py, chat series 5)
+    return ThreadPlan(parallel_calls=share + 4, threads_per_call=1)
 
 
 # -- a service open to the network -----------------------------------------------------------

@@ -27,10 +27,10 @@ cli_main = importlib.import_module("services.cli.main")
 @pytest.mark.parametrize(
     ("cpus", "processes", "nlu_threads", "calls", "per_call"),
     [
-        (2, 1, None, 2, 1),  # one process: both cores, a parse on each
-        (2, 2, None, 1, 1),  # deploy/systemd's two processes: one core each
-        (2, 3, None, 1, 1),  # more processes than cores: still one
-        (8, 2, None, 4, 1),
+        (2, 1, None, 6, 1),  # one process: both cores, + 4 workers of headroom
+        (2, 2, None, 5, 1),  # deploy/systemd's two processes: one core each
+        (2, 3, None, 5, 1),  # more processes than cores: still one
+        (8, 2, None, 8, 1),
         (8, 2, 2, 2, 2),  # fewer calls at once: each gets the rest of the share
         (2, 1, 1, 1, 2),
         (2, 2, 3, 3, 1),  # an explicit count wins even above the share
