@@ -553,7 +553,7 @@ class ThreadPlan:
     Measured on 2 cores with fresh texts (bench/throughput.py): a parse spends most of its
     time in Python under the GIL (n-grams, jieba, sklearn), so a second onnxruntime thread
     per parse gained little and spun the other core; parses side by side, each on one thread,
-    did better, and more threads than cores in all processes together did worse.
+    did better, and more onnxruntime threads than cores in all processes together did worse.
     """
 
     parallel_calls: int  # CPU-bound calls at once: the event loop's default executor
