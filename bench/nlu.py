@@ -13,6 +13,7 @@ and stops them afterwards.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import csv
 import json
 import os
@@ -21,6 +22,7 @@ import subprocess
 import sys
 import time
 import zlib
+from collections.abc import Iterator
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -98,16 +100,21 @@ def _rss_mb(pid: int) -> float:
     return 0.0
 
 
-def bench_rasa(settings: Settings, models: Path) -> dict:
+class RasaUnavailable(Exception):
+    """No Rasa virtualenv: the bench reports it and goes on."""
+
+
+@contextlib.contextmanager
+def rasa_servers(settings: Settings, models: Path) -> Iterator[tuple[dict[str, str], dict]]:
     """Train the Rasa models into `models` unless they are current, serve both on free
-    loopback ports, measure, stop them."""
-    from nlu.rasa_engine import RasaEngine
+    loopback ports until the block ends; yields their URLs and what starting them took.
+    Shared with bench/throughput.py."""
     from nlu.rasa_runtime import ensure_trained, rasa_executable, serve_models
 
     try:
         rasa_executable(settings.rasa_venv)
     except Exception as exc:  # noqa: BLE001 - reported, the bench goes on
-        return {"available": False, "reason": f"no Rasa virtualenv (bash .ci/rasa-setup): {exc}"}
+        raise RasaUnavailable(f"no Rasa virtualenv (bash .ci/rasa-setup): {exc}") from exc
     started = time.perf_counter()
     trained = ensure_trained(settings.rasa_venv, models, log=lambda *a: None)
     out: dict = {
@@ -124,15 +131,31 @@ def bench_rasa(settings: Settings, models: Path) -> dict:
     try:
         out["servers_ready_s"] = max(s.ready_seconds or 0 for s in servers)
         out["servers_rss_mb"] = {s.project: _rss_mb(s.process.pid) for s in servers}
-        engine = RasaEngine(urls["intents"], urls["routing"], timeout=settings.rasa_timeout)
-        try:
-            out["heldout"] = evaluate_engine(engine, read_jsonl(HELDOUT_FILE))
-            out["heldout_conversation"] = evaluate_engine(engine, read_jsonl(CONVERSATION_HELDOUT))
-        finally:
-            engine.close()
+        out["server_pids"] = {s.project: s.process.pid for s in servers}
+        yield urls, out
     finally:
         for server in servers:
             server.stop()
+
+
+def bench_rasa(settings: Settings, models: Path) -> dict:
+    """Train the Rasa models into `models` unless they are current, serve both on free
+    loopback ports, measure, stop them."""
+    from nlu.rasa_engine import RasaEngine
+
+    try:
+        with rasa_servers(settings, models) as (urls, out):
+            out.pop("server_pids")
+            engine = RasaEngine(urls["intents"], urls["routing"], timeout=settings.rasa_timeout)
+            try:
+                out["heldout"] = evaluate_engine(engine, read_jsonl(HELDOUT_FILE))
+                out["heldout_conversation"] = evaluate_engine(
+                    engine, read_jsonl(CONVERSATION_HELDOUT)
+                )
+            finally:
+                engine.close()
+    except RasaUnavailable as exc:
+        return {"available": False, "reason": str(exc)}
     return out
 
 

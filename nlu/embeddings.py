@@ -33,6 +33,7 @@ from nlu.e5_rebuild import (
     read_marker,
     rebuild_e5_model,
 )
+from nlu.embedding_backends import BACKENDS
 from nlu.onnx_embedder import OnnxEmbedder, checked_texts
 
 if TYPE_CHECKING:
@@ -60,7 +61,6 @@ OFFLINE_ENV = {
 }
 # Weight-loading progress bars only clutter a service log (read once, at import time).
 QUIET_ENV = {"HF_HUB_DISABLE_PROGRESS_BARS": "1"}
-BACKENDS = ("onnx-int8", "sentence-transformers")
 
 
 class EmbeddingModelError(RuntimeError):

@@ -48,6 +48,9 @@ class OnnxEmbedder:
         options = ort.SessionOptions()
         options.intra_op_num_threads = num_threads
         options.inter_op_num_threads = 1
+        # idle pool threads sleep instead of spinning for work: measured with 2 threads on 2
+        # cores, spinning bought 7% more parses/s for 50% more CPU taken from other processes
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         options.log_severity_level = 3  # its warnings about unused initialisers are noise
         session = ort.InferenceSession(str(onnx_file), options, providers=["CPUExecutionProvider"])
         tokenizer = Tokenizer.from_file(str(Path(model_dir) / "tokenizer.json"))

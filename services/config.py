@@ -18,7 +18,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from nlu.embeddings import BACKENDS as EMBEDDING_BACKENDS
+from nlu.embedding_backends import BACKENDS as EMBEDDING_BACKENDS
 
 PACKAGE_DIR = Path(__file__).resolve().parent
 DEFAULT_UNITS_FILE = PACKAGE_DIR / "data" / "units.yaml"
@@ -52,6 +52,8 @@ class Settings:
     load_demo_data: bool = True
     use_embeddings: bool = True
     embedding_backend: str = "onnx-int8"
+    processes_per_host: int = 1
+    nlu_threads: int | None = None
     city_name: str = "石狮市"
     rasa_url: str = "http://127.0.0.1:5005"
     rasa_routing_url: str = "http://127.0.0.1:5006"
@@ -400,6 +402,13 @@ SETTINGS: tuple[Setting, ...] = (
     S("HOTLINE_EMBEDDING_BACKEND", "embedding_backend", _choice,
       "onnx-int8 (onnxruntime, no torch at run time) or sentence-transformers (float32 on "
       "torch); see nlu/embeddings.py", choices=EMBEDDING_BACKENDS),
+    S("HOTLINE_PROCESSES_PER_HOST", "processes_per_host", _int,
+      "service processes on this machine (deploy/systemd runs 2): each takes its share of "
+      "the cores for CPU-bound work (see thread_plan; docs/configuration.md)", low=1, high=256),
+    S("HOTLINE_NLU_THREADS", "nlu_threads", _int,
+      "CPU-bound calls (NLU parses, KB asks) one process runs at once; unset: its share of "
+      "the cores (cores // HOTLINE_PROCESSES_PER_HOST) + 4, one thread a call", low=1,
+      high=256),
     S("HOTLINE_CITY", "city_name", _text, "the city the hotline serves"),
     # -- the optional Rasa engine (nlu/rasa_engine.py)
     S("HOTLINE_RASA_URL", "rasa_url", _url, "the Rasa intent model server"),
@@ -539,6 +548,45 @@ SETTINGS: tuple[Setting, ...] = (
 )
 # fmt: on
 del S
+
+
+# -- threads -----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ThreadPlan:
+    """How one process spends its share of the machine's cores (applied at start-up by
+    services/core/threads.py, before numpy, onnxruntime and tokenizers make their pools).
+
+    Measured on 2 cores with fresh texts (bench/throughput.py): a parse spends most of its
+    time in Python under the GIL (n-grams, jieba, sklearn), so a second onnxruntime thread
+    per parse gained little and spun the other core; parses side by side, each on one thread,
+    did better, and more onnxruntime threads than cores in all processes together did worse.
+    """
+
+    parallel_calls: int  # CPU-bound calls at once: the event loop's default executor
+    threads_per_call: int = 1  # each library's own pool: onnxruntime, BLAS/OpenMP, tokenizers
+
+
+def available_cpus() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
+def thread_plan(settings: Settings, cpus: int | None = None) -> ThreadPlan:
+    """The process's share of the cores (cores // HOTLINE_PROCESSES_PER_HOST, at least 1):
+    one thread a call, share + 4 calls at once; HOTLINE_NLU_THREADS sets the calls at once,
+    and fewer than the share gives each call's libraries the rest of it."""
+    cpus = available_cpus() if cpus is None else cpus
+    share = max(1, cpus // settings.processes_per_host)
+    if settings.nlu_threads:
+        calls = settings.nlu_threads
+        return ThreadPlan(parallel_calls=calls, threads_per_call=max(1, share // calls))
+    # Python's own default headroom (cores + 4), on the share: in the whole chat a worker
+    # count equal to the share served fewer messages (bench/throughput.py, chat series 5)
+    return ThreadPlan(parallel_calls=share + 4, threads_per_call=1)
 
 
 # -- a service open to the network -----------------------------------------------------------

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from nlu.builtin import BuiltinEngine, TrainReport
 from nlu.engine import load_or_train, train_builtin
-from services.config import Settings
+from services.config import Settings, thread_plan
 
 
 def load_embedder_from_settings(settings: Settings):
@@ -13,13 +13,18 @@ def load_embedder_from_settings(settings: Settings):
         return None
     from nlu.embeddings import load_embedder
 
-    return load_embedder(settings.embedding_dir, backend=settings.embedding_backend)
+    return load_embedder(
+        settings.embedding_dir,
+        backend=settings.embedding_backend,
+        num_threads=thread_plan(settings).threads_per_call,
+    )
 
 
 def load_builtin(settings: Settings) -> BuiltinEngine:
-    from nlu.embeddings import default_num_threads, limit_math_threads
+    from nlu.embeddings import limit_math_threads
 
-    limit_math_threads(default_num_threads())  # with or without embeddings
+    # with or without embeddings (services/core/threads.py sizes the rest)
+    limit_math_threads(thread_plan(settings).threads_per_call)
     engine = load_or_train(settings.nlu_dir, embedder=load_embedder_from_settings(settings))
     if settings.unit_confidence_threshold is not None:
         engine.unit_threshold = settings.unit_confidence_threshold

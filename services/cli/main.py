@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
 import sys
 
 import asyncpg
@@ -18,9 +19,10 @@ from services.cli import kb as cli_kb
 from services.cli import nlu as cli_nlu
 from services.cli import staff as cli_dispatch
 from services.cli.common import CliError, settings_from_env
-from services.config import StartRefused
+from services.config import StartRefused, thread_plan
 from services.core import logs
 from services.core.pii import install_log_masking
+from services.core.threads import install_executor, limit_loaded_pools
 from services.core.unit_directory import UnitDirectoryError
 from services.http.observe import AccessLogger
 
@@ -39,6 +41,12 @@ def cmd_serve(args: argparse.Namespace) -> int:
         f"12345 hotline: starting on http://{settings.host}:{settings.port}/ (data in {settings.data_dir})",
         flush=True,
     )
+    # the loop's default executor runs the NLU parses: as many at once as the thread plan
+    # gives this process (services/core/threads.py); the native pools were capped at import
+    plan = thread_plan(settings)
+    limit_loaded_pools(plan)
+    loop = asyncio.new_event_loop()
+    install_executor(loop, plan)
     try:
         web.run_app(
             create_app(settings),
@@ -46,8 +54,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
             port=settings.port,
             print=None,
             access_log_class=AccessLogger,  # its lines carry the request id too
+            loop=loop,
         )
-        web.run_app(create_app(settings), host=settings.host, port=settings.port, print=None)
     except StartRefused as exc:
         raise CliError(str(exc)) from exc
     except (UnitDirectoryError, OSError, asyncpg.PostgresError) as exc:

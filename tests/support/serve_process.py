@@ -31,10 +31,16 @@ def serve_env(database_url: str, data_dir: Path, **extra: str) -> dict[str, str]
 
 
 @contextmanager
-def serving(env: dict[str, str], deadline_s: float = 300, host: str = "127.0.0.1") -> Iterator[str]:
+def serving(
+    env: dict[str, str],
+    deadline_s: float = 300,
+    host: str = "127.0.0.1",
+    cwd: Path | None = None,
+) -> Iterator[str]:
     """Run `hotline serve` on a free port of `host` (loopback unless told) until the block
     ends; yields its loopback URL once /healthz answers. A server that does not come up fails
-    with the end of its output."""
+    with the end of its output. `cwd`: another checkout of the code to run (bench/throughput.py
+    runs an older commit beside this one)."""
     port = free_port()
     # the output goes to a file: a pipe nobody reads would stop a talkative server
     log_path = Path(env["HOTLINE_DATA_DIR"]) / f"serve-{port}.log"
@@ -53,6 +59,7 @@ def serving(env: dict[str, str], deadline_s: float = 300, host: str = "127.0.0.1
                 str(port),
             ],
             env=env,
+            cwd=cwd,
             stdout=log,
             stderr=subprocess.STDOUT,
         )
