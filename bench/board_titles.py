@@ -2,13 +2,16 @@
 first-level category, through the same code as `hotline nlu eval-csv`, beside char 1-3 TF-IDF +
 linear SVM and word TF-IDF + linear SVM.
 
-    python bench/board_titles.py --xlsx PATH/附件2.xlsx [--field title|title+detail]
-        [--out bench/results/board_titles.json] [--csv-dir DIR]
+    python bench/board_titles.py --xlsx PATH/附件2.xlsx [--xlsx MORE.xlsx ...]
+        [--field title|title+detail] [--out bench/results/board_titles.json] [--csv-dir DIR]
 
 The data is not in the repository (it carries no licence): the 2020 TipDM Cup (泰迪杯) "智慧政务"
 attachment 2 — message id, user, title (留言主题), time, detail (留言详情), first-level
-category (一级分类, 7 classes). A public copy of 495 of its rows is in the GitHub repository
-694035434/Natural-language-processing-and-text-mining (file 附件2.xlsx). The split is fixed
+category (一级分类 / 一级标签, 7 classes), in that column order. Public partial copies on GitHub
+(docs/figures.md, "Real citizen messages", says where and how many rows): 495 rows in
+694035434/Natural-language-processing-and-text-mining (附件2.xlsx), 921 other rows with their
+gold label in Syucryingstar/NLP_tipdm (结果数据/分类结果.xlsx). Several files are merged and
+deduplicated by message id. The split is fixed
 (80/20 by a hash of the message id) and written as two CSVs (--csv-dir) so that
 `hotline nlu eval-csv --train DIR/train.csv --test DIR/test.csv --text-col text
 --label-col label` gives the same figure. Besides the split, 5-fold cross-validation repeated
@@ -37,6 +40,8 @@ def read_rows(path: Path, field: str) -> list[dict]:
 
     book = openpyxl.load_workbook(path, read_only=True, data_only=True)
     rows = []
+    # columns 0-5 as in the original attachment; later columns (e.g. a team's predictions) are
+    # ignored
     for cells in book.worksheets[0].iter_rows(min_row=2, values_only=True):
         if not cells or cells[0] is None or not cells[5]:
             continue
@@ -83,14 +88,20 @@ def cross_validated(rows: list[dict], embedder) -> dict:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--xlsx", required=True, type=Path)
+    parser.add_argument(
+        "--xlsx", required=True, type=Path, action="append", help="repeat to merge copies"
+    )
     parser.add_argument("--field", choices=("title", "title+detail"), default="title")
     parser.add_argument("--csv-dir", type=Path, help="write the fixed split here as CSV")
     parser.add_argument("--no-embeddings", action="store_true")
     parser.add_argument("--out", default=str(ROOT / "bench" / "results" / "board_titles.json"))
     args = parser.parse_args()
 
-    rows = read_rows(args.xlsx, args.field)
+    merged: dict[str, dict] = {}
+    for path in args.xlsx:
+        for row in read_rows(path, args.field):
+            merged.setdefault(row["id"], row)  # the same message in two copies counts once
+    rows = list(merged.values())
     train = [r for r in rows if zlib.crc32(r["id"].encode()) % 5]
     test = [r for r in rows if not zlib.crc32(r["id"].encode()) % 5]
     if args.csv_dir:
@@ -111,8 +122,9 @@ def main() -> int:
         embedder=embedder,
     )
     results = {
-        "source": "2020 TipDM Cup 智慧政务 attachment 2 (public partial copy), no licence: "
+        "source": "2020 TipDM Cup 智慧政务 attachment 2 (public partial copies), no licence: "
         "kept out of the repository",
+        "files": [p.name for p in args.xlsx],
         "field": args.field,
         "rows": len(rows),
         "split": split,
