@@ -4,6 +4,7 @@ the demo base and with 5,000 entries.
     python bench/kb.py [--queries knowledgebase/data/eval_queries.jsonl] [--size 5000]
                        [--out bench/results/kb.json]
     python bench/kb.py --bases [--out bench/results/kb_bases.json]
+    python bench/kb.py --import-size 5000 [--out bench/results/kb_import.json]
 
 --bases measures instead three bases on the blind queries (tests/data/blind/faq_queries.jsonl,
 written outside the team; measured only) and on the team's own query set: (a) the demo base as
@@ -390,6 +391,42 @@ async def bases(args: argparse.Namespace) -> dict:
     return report
 
 
+async def import_time(args: argparse.Namespace) -> dict:
+    """Import of an N-entry one-question .xlsx in another city's style (the demo entries plus
+    synthetic recombinations, bench/kb_city.py's layout) through KnowledgeBase.import_file into
+    an empty base: parsing, validation, e5 encoding of every question and whole entry, storing,
+    rebuilding the index and choosing the calibration - what a city waits for."""
+    from kb_city import city_sheet
+
+    from services.config import DEFAULT_UNITS_FILE
+    from services.core.unit_directory import load_units
+
+    settings = Settings.from_env()
+    embedder = load_embedder_from_settings(settings)
+    demo = [FaqEntry(**row) for row in read_jsonl(DEMO_FAQ)]
+    made = [m for m, _, _ in synthetic_entries(demo, args.import_size - len(demo))]
+    units = load_units(DEFAULT_UNITS_FILE)
+    sheet = city_sheet(demo + made, {code: units.name(code) for code in units.codes})
+    report: dict = {
+        "embedding": getattr(embedder, "name", None),
+        "entries": len(demo) + len(made),
+        "machine_load_average_at_start": os.getloadavg(),
+    }
+    async with temporary_database(settings) as dsn:
+        async with open_kb(settings, dsn, embedder, demo=False) as kb:
+            started, cpu = time.perf_counter(), time.process_time()
+            imported = await kb.import_file(sheet, "xlsx", actor="bench", at=_now())
+            report["import_s"] = round(time.perf_counter() - started, 1)
+            report["import_cpu_s"] = round(time.process_time() - cpu, 1)
+            report["committed"] = imported.committed
+            report["errors"] = len(imported.errors)
+            report["indexed"] = len(kb.index)
+            c = kb.calibration
+            report["calibration"] = None if c is None else c.report.get("source")
+    report["machine_load_average_at_end"] = os.getloadavg()
+    return report
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--queries", default=str(QUERIES))
@@ -400,11 +437,17 @@ def main() -> None:
     parser.add_argument(
         "--bases", action="store_true", help="demo / one-question / city xlsx on the blind set"
     )
+    parser.add_argument(
+        "--import-size",
+        type=int,
+        help="time importing a one-question .xlsx of this many entries (encoded by e5)",
+    )
     parser.add_argument("--out")
     args = parser.parse_args()
-    name = "kb_bases.json" if args.bases else "kb.json"
+    name = "kb_import.json" if args.import_size else "kb_bases.json" if args.bases else "kb.json"
     args.out = args.out or str(ROOT / "bench" / "results" / name)
-    report = asyncio.run(bases(args) if args.bases else run(args))
+    job = import_time(args) if args.import_size else bases(args) if args.bases else run(args)
+    report = asyncio.run(job)
     text = json.dumps(report, ensure_ascii=False, indent=2)
     print(text)
     out = Path(args.out)

@@ -21,6 +21,7 @@ answerable ones get a wrong automatic answer.
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -165,6 +166,86 @@ def fit(
 ) -> Calibration:
     started = time.perf_counter()
     held = held_out(index, max_queries, seed)
+    return fit_held(
+        index,
+        held,
+        signature,
+        target_false=target_false,
+        target_wrong=target_wrong,
+        started=started,
+        method="leave-phrasing-out (answerable) and leave-entry-out (unanswerable) on "
+        "alternative phrasings",
+    )
+
+
+def questions_held_out(index: KnowledgeIndex, questions: Sequence[tuple[str, int]]) -> HeldOut:
+    """Questions asked of a base that does not hold them as phrasings (`questions`: text and
+    the position of its entry in `index.entries`), scored as a citizen's question is: a base
+    of one question per entry, asked the demo base's alternative phrasings, is the situation
+    of a city that imported a spreadsheet - the right entry is found by its single question
+    and its answer only. Unanswerable: the same question with its entry left out."""
+    if len(questions) < MIN_QUERIES:
+        raise NotEnoughData(f"only {len(questions)} questions; {MIN_QUERIES} are needed")
+    truth = np.asarray([i for _, i in questions], dtype=np.int64)
+    pos = np.stack([index.features(text)[0] for text, _ in questions]).astype(np.float32)
+    raw = np.stack([index.bm25.score(text) for text, _ in questions]).astype(np.float32)
+    others = raw.copy()
+    others[np.arange(len(truth)), truth] = -np.inf
+    top = others.max(axis=1, keepdims=True)
+    bm_without = np.divide(raw, top, out=np.zeros_like(raw), where=top > 0)
+    return HeldOut(entry=truth, pos=pos, bm25_without=bm_without)
+
+
+def one_question_index(index: KnowledgeIndex) -> KnowledgeIndex:
+    """`index` with every entry reduced to its question (alternatives dropped), reusing the
+    vectors it already has: the question is each entry's first phrasing and the whole-entry
+    text does not depend on the alternatives."""
+    stripped = [e.model_copy(update={"alternatives": []}) for e in index.entries]
+    dense = index.vectors is not None
+    return KnowledgeIndex(
+        stripped,
+        None,
+        vectors=index.vectors[index.starts] if dense else None,
+        doc_vectors=index.doc_vectors if dense else None,
+        encoder=index.encoder,
+    )
+
+
+def fit_one_question(index: KnowledgeIndex, signature: str) -> Calibration:
+    """The calibration for bases of one question per entry (most imported spreadsheets),
+    fitted on a base that has alternatives (the demo base): the base reduced to its
+    questions is asked every alternative phrasing - answerable with the entry present,
+    unanswerable with it left out. A calibration fitted with the alternatives in the index
+    (`fit`) scores the right entry by its other alternatives too, which a one-question base
+    does not have: its weights and threshold are those of another situation."""
+    started = time.perf_counter()
+    stripped = one_question_index(index)
+    questions = [
+        (index.texts[r], int(index.row_entry[r])) for r in np.flatnonzero(index.row_position >= 1)
+    ]
+    held = questions_held_out(stripped, questions)
+    return fit_held(
+        stripped,
+        held,
+        signature,
+        started=started,
+        method="the base reduced to one question per entry, asked its alternative phrasings "
+        "(answerable) and the same with their entry left out (unanswerable)",
+    )
+
+
+def fit_held(
+    index: KnowledgeIndex,
+    held: HeldOut,
+    signature: str,
+    *,
+    target_false: float = DEFAULT_TARGET_FALSE,
+    target_wrong: float = DEFAULT_TARGET_WRONG,
+    started: float | None = None,
+    method: str = "",
+) -> Calibration:
+    """Weights, answer model and threshold from held-out questions (see the module doc)."""
+    started = time.perf_counter() if started is None else started
     dense = index.vectors is not None
     weights, quality = _weights(held, dense)
     w = np.asarray([weights[f] for f in FEATURES], dtype=np.float32)
@@ -201,8 +282,7 @@ def fit(
     answered = pos_p >= threshold
     calibration.report = {
         "source": "fitted on this base",
-        "method": "leave-phrasing-out (answerable) and leave-entry-out (unanswerable) on "
-        "alternative phrasings",
+        "method": method,
         "held_out_queries": int(len(n)),
         "entries": len(index),
         "phrasings": len(index.texts),
@@ -243,6 +323,10 @@ __all__ = [
     "NotEnoughData",
     "choose_threshold",
     "fit",
+    "fit_held",
+    "fit_one_question",
     "held_out",
+    "one_question_index",
+    "questions_held_out",
     "signature_of",
 ]

@@ -32,7 +32,7 @@ import numpy as np
 from knowledgebase import boilerplate
 from knowledgebase.boilerplate import Boilerplate
 from knowledgebase.models import FaqEntry
-from knowledgebase.text import BM25, CharNgrams, ScoredRows
+from knowledgebase.text import BM25, CharNgrams, ScoredRows, simplified
 
 FEATURES = ("dense", "dense_doc", "lexical", "lexical_doc", "bm25")
 # The answer model sees the fused score, the margin over the runner-up and the whole-entry e5
@@ -293,7 +293,7 @@ class KnowledgeIndex:
             return Retrieval([], threshold)
         if allowed is None and day is not None:
             allowed = self.answerable(day)
-        feats, lex_rows, dense_rows = self.features(question)
+        feats, lex_rows, dense_rows = self.features(simplified(question))
         weights = self.weights
         fused = (feats @ weights).astype(np.float64)
         if allowed is not None:

@@ -46,6 +46,7 @@ DEMO_PROVIDERS = DATA_DIR / "providers.jsonl"
 # Calibrations fitted on the demo base, per feature set: used for a base that has too few
 # alternative phrasings to calibrate on itself (written by `hotline kb calibrate --default`).
 DEFAULT_CALIBRATIONS = DATA_DIR / "calibration.json"
+ONE_QUESTION_SUFFIX = "#one-question"
 # e5 vectors of the demo base's phrasings and entries (written by the same command).
 DEMO_VECTORS = DATA_DIR / "demo_vectors.npz"
 # Below this many changed entries an import keeps the stored calibration.
@@ -204,8 +205,9 @@ class KnowledgeBase:
         try:
             fitted = await asyncio.to_thread(calibration.fit, index, self.signature)
         except calibration.NotEnoughData as exc:
-            default = default_calibration(self.signature)
-            log.info("knowledge base: %s; using the demo base's calibration", exc)
+            # fitted for a base like this one: questions only, no alternatives to learn from
+            default = default_calibration(self.signature, one_question=True)
+            log.info("knowledge base: %s; using the one-question default calibration", exc)
             return default
         async with self.pool.acquire() as conn:
             await store.save_calibration(
@@ -545,13 +547,23 @@ def _settle_garbage() -> None:
     gc.freeze()
 
 
-def default_calibration(signature: str) -> Calibration | None:
+def default_calibration(signature: str, *, one_question: bool = False) -> Calibration | None:
+    """The shipped calibration for `signature`; with `one_question`, the one fitted for bases
+    without alternative phrasings (calibration.fit_one_question) when there is one."""
     if not DEFAULT_CALIBRATIONS.exists():
         return None
-    stored = json.loads(DEFAULT_CALIBRATIONS.read_text(encoding="utf-8")).get(signature)
+    shipped = json.loads(DEFAULT_CALIBRATIONS.read_text(encoding="utf-8"))
+    stored = shipped.get(signature)
+    if one_question:
+        stored = shipped.get(one_question_key(signature), stored)
     if stored is None:
         return None
     return Calibration.from_params(signature, stored["params"], stored.get("report"))
 
 
-__all__ = ["LEXICAL_ONLY", "KnowledgeBase", "default_calibration"]
+def one_question_key(signature: str) -> str:
+    """Where the one-question default of `signature` is kept in DEFAULT_CALIBRATIONS."""
+    return f"{signature}{ONE_QUESTION_SUFFIX}"
+
+
+__all__ = ["LEXICAL_ONLY", "KnowledgeBase", "default_calibration", "one_question_key"]

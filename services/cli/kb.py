@@ -278,6 +278,18 @@ def _default_written(kb: Any, path: Path) -> dict[str, Any]:
         "source": "default: fitted on the demo base (knowledgebase/data/faq.jsonl)",
     }
     existing[c.signature] = {"params": c.params(), "report": report}
+    from knowledgebase.calibration import fit_one_question
+    from knowledgebase.service import one_question_key
+
+    one = fit_one_question(kb.index, c.signature)
+    existing[one_question_key(c.signature)] = {
+        "params": one.params(),
+        "report": {
+            **one.report,
+            "source": "default for bases of one question per entry: fitted on the demo base "
+            "reduced to its questions (knowledgebase/data/faq.jsonl)",
+        },
+    }
     path.write_text(json.dumps(existing, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
     if kb.encoder is not None:
         from knowledgebase.service import DEMO_VECTORS
