@@ -61,6 +61,7 @@ sys.path.insert(0, str(ROOT))
 
 from bench.nlu import RasaUnavailable, rasa_servers  # noqa: E402
 from services.config import Settings  # noqa: E402
+from services.core.threads import ENV_CAPS  # noqa: E402
 from tests.support.pg_cluster import remove, start_primary  # noqa: E402
 from tests.support.processes import free_port  # noqa: E402
 from tests.support.serve_process import default_nlu_env, serve_env, serving  # noqa: E402
@@ -147,19 +148,7 @@ def old_tree(rev: str) -> Iterator[Path]:
 
 def tree_env(tree: Path, settings: dict[str, str], nlu_env: dict[str, str]) -> dict[str, str]:
     env = {
-        k: v
-        for k, v in os.environ.items()
-        if not k.startswith("HOTLINE_")
-        and k
-        not in (
-            "OMP_NUM_THREADS",
-            "OPENBLAS_NUM_THREADS",
-            "MKL_NUM_THREADS",
-            "BLIS_NUM_THREADS",
-            "VECLIB_MAXIMUM_THREADS",
-            "NUMEXPR_NUM_THREADS",
-            "RAYON_NUM_THREADS",
-        )
+        k: v for k, v in os.environ.items() if not k.startswith("HOTLINE_") and k not in ENV_CAPS
     }
     env.update(nlu_env, PYTHONPATH=str(tree), HOTLINE_EMBEDDING_MODEL_DIR=str(EMBEDDING_MODEL_DIR))
     env.update(settings)  # the thread settings (ignored by the old code)

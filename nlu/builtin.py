@@ -283,7 +283,13 @@ class BuiltinEngine:
         plain = normalise(stripped) if self.normalised else stripped
         entities = self.extractor.extract(plain[: 4 * CLASSIFY_CHARS])
         short = short_reply_intent(stripped)
-        x = self.features.transform([self.extractor.gazetteer.mask(plain[:CLASSIFY_CHARS])])
+        masked = self.extractor.gazetteer.mask(plain[:CLASSIFY_CHARS])
+        # one sentence vector per message, shared with the emergency detector (encoding is
+        # most of a parse's time)
+        vector = (
+            self.features.embedder.encode([masked]) if self.features.embedder is not None else None
+        )
+        x = self.features.transform([masked], vector)
         intent_p = self.intent_clf.predict_proba(x)[0]
         unit_p = self.unit_clf.predict_proba(x)[0]
 
@@ -306,7 +312,11 @@ class BuiltinEngine:
             float(intent_p[self._emergency_idx]) if self._emergency_idx is not None else 0.0
         )
         emergency = emergency_rules.detect(
-            stripped, emergency_p, intent == "emergency", self.features.embedder
+            stripped,
+            emergency_p,
+            intent == "emergency",
+            self.features.embedder,
+            vector=None if vector is None else vector[0],
         )
         if emergency is not None:
             intent = "emergency"

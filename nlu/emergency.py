@@ -349,10 +349,10 @@ class EmergencyClassifier:
             )
         return self
 
-    def judge(self, text: str) -> tuple[float, str | None]:
+    def judge(self, text: str, vector: np.ndarray | None = None) -> tuple[float, str | None]:
         """The probability that the message is an emergency, and the number to call first
         (None without numbered training examples)."""
-        x = self._features([text])
+        x = self._features([text], vectors=None if vector is None else vector[None, :])
         p = float(self.model.predict_proba(x)[0, 1])
         first = None if self.number_model is None else str(self.number_model.predict(x)[0])
         return p, first
@@ -438,9 +438,12 @@ def _training_vectors(embedder: Embedder, texts: list[str]) -> np.ndarray:
     return vectors
 
 
-def assess(text: str, embedder: Embedder | None = None) -> tuple[Signs, float, str | None]:
+def assess(
+    text: str, embedder: Embedder | None = None, vector: np.ndarray | None = None
+) -> tuple[Signs, float, str | None]:
     signs = read_signs(text)
-    p, first = classifier(embedder).judge(text)
+    model = classifier(embedder)
+    p, first = model.judge(text, vector if model.embedder is not None else None)
     return signs, p, first
 
 
@@ -449,15 +452,18 @@ def detect(
     emergency_probability: float = 0.0,
     is_top_intent: bool = False,
     embedder: Embedder | None = None,
+    vector: np.ndarray | None = None,
 ) -> Emergency | None:
     """An emergency when the classifier judges a danger to life happening now. The numbers:
     the one the number model picks first, then those of the kinds of danger the message
     names. (The intent classifier's opinion, the second and third arguments, is not used;
     they stay so both engines call this the same way.) `embedder`: the engine's e5 model,
-    when it has one; without it the classifier does without the sentence vector."""
+    when it has one; without it the classifier does without the sentence vector. `vector`:
+    the engine's own e5 vector of the message (its place names masked), so the message is
+    encoded once per parse."""
     if not text or not text.strip():
         return None
-    signs, p, first = assess(text, embedder)
+    signs, p, first = assess(text, embedder, vector)
     if p < THRESHOLD:
         return None
     specific = [(k, n) for k, n in signs.dangers if k != "help"]
