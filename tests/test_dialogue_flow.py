@@ -73,7 +73,7 @@ async def test_a_slot_reply_is_kept_in_the_order_but_does_not_route(service, con
     phone = await client.say("13859901234")
     assert any("请确认" in r for r in phone["replies"]), (where, phone)
     draft = (await dialogue_of(conn, phone["conversation_id"]))["draft"]
-    assert "巷子" in draft["content"]  # the agents read every word
+    assert "巷子" in draft["content"], draft  # the agents read every word
     assert "巷子" not in draft["routed_on"] and "路灯" in draft["routed_on"]
     assert draft["routed_on"].endswith("灵秀镇")
     done = await client.say("对")

@@ -22,11 +22,13 @@ CACHE_DIR = Path(os.environ.get("HOTLINE_TEST_CACHE", Path.home() / ".cache" / "
 def _nlu_model_dir() -> Path:
     """The session's n-gram model, in a folder named after the model format and the training
     data: branches with other training data (or a checkout after a data change) train their
-    own folder instead of retraining one shared folder in place under each other."""
-    from nlu.builtin import MODEL_FORMAT, data_fingerprint
+    own folder instead of retraining one shared folder in place under each other. The
+    abstain threshold's precision target is in the name too: it is chosen at training."""
+    from nlu.builtin import MODEL_FORMAT, TARGET_PRECISION, data_fingerprint
     from nlu.training_data import training_files
 
-    return CACHE_DIR / f"nlu-f{MODEL_FORMAT}-{data_fingerprint(training_files())}"
+    fingerprint = data_fingerprint(training_files())
+    return CACHE_DIR / f"nlu-f{MODEL_FORMAT}-p{TARGET_PRECISION:g}-{fingerprint}"
 
 
 NLU_MODEL_DIR = _nlu_model_dir()
