@@ -144,7 +144,8 @@ async def test_postgres_restart_and_sigkill_under_traffic(rig: Rig):
             handoff = await resp.json()
             assert resp.status == 200 and handoff["mode"] == "waiting_agent", handoff
         convo = handoff["conversation_id"]
-        deadline = time.monotonic() + 40  # the hub re-listens with a backoff of up to 5 s; a loaded CI machine is slow
+        # the hub re-listens with a backoff of up to 5 s; a loaded CI machine is slow
+        deadline = time.monotonic() + 40
         while True:
             remaining = deadline - time.monotonic()
             assert remaining > 0, "the handoff never reached the agent's socket on process A"
