@@ -341,9 +341,9 @@ class BuiltinEngine:
         )
 
     def _routing_score(self, units: list[UnitGuess]) -> float:
-        if self.abstain_rule == "margin":
-            return units[0].probability - (units[1].probability if len(units) > 1 else 0.0)
-        return units[0].probability
+        # a 0 beside the guesses gives a lone unit its whole probability as margin
+        row = np.array([[u.probability for u in units] + [0.0]])
+        return float(routing_score(row, self.abstain_rule)[0])
 
     def _unit_guesses(self, unit_p: np.ndarray, entities: Entities) -> list[UnitGuess]:
         ranked = ((str(self.unit_clf.classes_[i]), float(unit_p[i])) for i in np.argsort(-unit_p))
