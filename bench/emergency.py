@@ -49,6 +49,7 @@ SETS = {
     "heldout_voices": ROOT / "nlu" / "data" / "heldout_emergency_voices.jsonl",
     "blind": ROOT / "tests" / "data" / "blind" / "emergency.jsonl",
     "blind_v2": ROOT / "tests" / "data" / "blind" / "emergency_v2.jsonl",
+    "blind_v3": ROOT / "tests" / "data" / "blind" / "emergency_v3.jsonl",
 }
 PHONE_CASES = ROOT / "bench" / "data" / "phone_cases.jsonl"
 TEST_CACHE = Path(os.environ.get("HOTLINE_TEST_CACHE", Path.home() / ".cache" / "hotline-tests"))

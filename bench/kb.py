@@ -332,7 +332,7 @@ async def bases(args: argparse.Namespace) -> dict:
     demo = [FaqEntry(**row) for row in read_jsonl(DEMO_FAQ)]
     ids = {e.id for e in demo}
     query_sets = {
-        "blind": read_queries(BLIND_QUERIES, ids),
+        "blind": read_queries(Path(args.blind), ids),
         "own": read_queries(Path(args.queries), ids),
     }
     day = date.fromisoformat(DAY)
@@ -357,7 +357,7 @@ async def bases(args: argparse.Namespace) -> dict:
         "query_sets": {
             name: {"file": str(p), "queries": len(q)}
             for name, p, q in (
-                ("blind", BLIND_QUERIES, query_sets["blind"]),
+                ("blind", args.blind, query_sets["blind"]),
                 ("own", args.queries, query_sets["own"]),
             )
         },
@@ -430,6 +430,11 @@ async def import_time(args: argparse.Namespace) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--queries", default=str(QUERIES))
+    parser.add_argument(
+        "--blind",
+        default=str(BLIND_QUERIES),
+        help="the blind query set for --bases (tests/data/blind/faq_queries_v2.jsonl: the second)",
+    )
     parser.add_argument("--size", type=int, default=5000)
     parser.add_argument(
         "--encode-synthetic", action="store_true", help="encode synthetic texts with e5 (slow)"

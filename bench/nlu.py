@@ -35,6 +35,7 @@ from services.config import Settings  # noqa: E402
 CONVERSATION_HELDOUT = DATA_DIR / "heldout_conversation.jsonl"
 # written outside the team (tests/data/blind/README.md): measured here, never trained or tuned on
 BLIND_ROUTING = ROOT / "tests" / "data" / "blind" / "routing.jsonl"
+BLIND_ROUTING_V2 = ROOT / "tests" / "data" / "blind" / "routing_v2.jsonl"
 CSV_FILES = [
     ROOT / "bench" / "data" / "teddy_style_a.csv",
     ROOT / "bench" / "data" / "teddy_style_b.csv",
@@ -84,6 +85,8 @@ def bench_builtin(settings: Settings, env: dict[str, str]) -> dict:
     out["heldout_conversation"] = evaluate_engine(engine, read_jsonl(CONVERSATION_HELDOUT))
     if BLIND_ROUTING.exists():
         out["blind"] = evaluate_engine(engine, read_jsonl(BLIND_ROUTING))
+    if BLIND_ROUTING_V2.exists():
+        out["blind_v2"] = evaluate_engine(engine, read_jsonl(BLIND_ROUTING_V2))
     return out
 
 
