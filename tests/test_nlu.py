@@ -168,3 +168,21 @@ def test_conversation_intents_beside_one_request_class(nlu_engine):
     # measured 0.90 with the n-gram test model, 0.917 with e5 (0.858-0.867 before)
     report = evaluate_engine(nlu_engine, read_jsonl(DATA_DIR / "heldout_conversation.jsonl"))
     assert report["intent_accuracy"] >= 0.88, report
+
+
+def test_feature_scale_folded_into_the_weights():
+    from scipy import sparse
+
+    from nlu.builtin import make_classifier
+    from nlu.linear import CalibratedLinear
+
+    rng = np.random.default_rng(0)
+    x = sparse.csr_matrix(rng.random((60, 5)))
+    y = np.repeat(["a", "b", "c"], 20)
+    scale = np.array([1.0, 1.0, 1.0, 0.75, 0.75])
+    fitted = make_classifier("balanced", 2.0).fit(x @ sparse.diags(scale), y)
+    model = CalibratedLinear.from_sklearn(fitted)
+    model.scale_features(scale)
+    expected = fitted.predict_proba(x @ sparse.diags(scale))
+    assert np.allclose(model.predict_proba(x), expected, atol=1e-5)
+    assert np.allclose(model.predict_proba(x[3]), expected[3:4], atol=1e-5)
