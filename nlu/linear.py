@@ -46,6 +46,10 @@ class CalibratedLinear:
             np.stack(offsets),
         )
 
+    def scale_features(self, scale: np.ndarray) -> None:
+        """Make the model take unscaled input when it was fitted on x * scale (per feature)."""
+        self.weights *= scale.astype(np.float32)[None, :, None]
+
     def predict_proba(self, x: sparse.csr_matrix | np.ndarray) -> np.ndarray:
         total = np.zeros((x.shape[0], len(self.classes_)), dtype=np.float64)
         one_sparse_row = sparse.issparse(x) and x.shape[0] == 1

@@ -5,11 +5,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from nlu.builtin import routing_score
+from nlu.builtin import REQUEST, routing_score
 from nlu.entities import find_phones, find_request_numbers, find_times
 from nlu.evaluate import evaluate_engine, read_jsonl
 from nlu.normalise import normalise
-from nlu.training_data import HELDOUT_FILE, load_examples
+from nlu.training_data import DATA_DIR, HELDOUT_FILE, load_examples
+from nlu.types import REQUEST_TYPES
 
 EMERGENCIES = [
     ("厨房煤气泄漏了，味道特别浓，我老婆已经晕倒了", {"119", "120"}),
@@ -152,3 +153,37 @@ def test_routing_scores():
     p = np.array([[0.6, 0.3, 0.1], [0.5, 0.45, 0.05]])
     assert routing_score(p, "probability").tolist() == [0.6, 0.5]
     assert np.allclose(routing_score(p, "margin"), [0.3, 0.05])
+
+
+def test_conversation_intents_beside_one_request_class(nlu_engine):
+    # the intent classifier sees every request type as one class; the request-type classifier
+    # names the type, and the parse's intent is that type
+    classes = set(nlu_engine.intent_clf.classes_)
+    assert REQUEST in classes and not classes.intersection(REQUEST_TYPES)
+    requests = read_jsonl(HELDOUT_FILE)
+    parsed = [nlu_engine.parse(r.text) for r in requests]
+    # no request is taken for a conversation turn (the emergency detector decides emergencies
+    # on its own: the n-gram-only test model raises it on 31 held-out requests, as before)
+    assert {p.intent for p in parsed} - set(REQUEST_TYPES) <= {"emergency"}
+    assert all(p.intent == p.request_type for p in parsed if p.intent in REQUEST_TYPES)
+    # the n-gram-only test model: 0.842 (0.742 with the six types apart); with e5 0.917 (0.867)
+    report = evaluate_engine(nlu_engine, read_jsonl(DATA_DIR / "heldout_conversation.jsonl"))
+    assert report["intent_accuracy"] >= 0.82, report
+
+
+def test_feature_scale_folded_into_the_weights():
+    from scipy import sparse
+
+    from nlu.builtin import make_classifier
+    from nlu.linear import CalibratedLinear
+
+    rng = np.random.default_rng(0)
+    x = sparse.csr_matrix(rng.random((60, 5)))
+    y = np.repeat(["a", "b", "c"], 20)
+    scale = np.array([1.0, 1.0, 1.0, 0.75, 0.75])
+    fitted = make_classifier("balanced", 2.0).fit(x @ sparse.diags(scale), y)
+    model = CalibratedLinear.from_sklearn(fitted)
+    model.scale_features(scale)
+    expected = fitted.predict_proba(x @ sparse.diags(scale))
+    assert np.allclose(model.predict_proba(x), expected, atol=1e-5)
+    assert np.allclose(model.predict_proba(x[3]), expected[3:4], atol=1e-5)
