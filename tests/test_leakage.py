@@ -51,6 +51,7 @@ HELDOUT_FILES = sorted(
         *(ROOT / "tests" / "data" / "blind").glob("*.jsonl"),
         *(ROOT / "nlu" / "data").glob("heldout*.jsonl"),
         ROOT / "knowledgebase" / "data" / "eval_queries.jsonl",
+        *(ROOT / "knowledgebase" / "data").glob("heldout*.jsonl"),
     ]
 )
 
