@@ -141,7 +141,10 @@ def instrument(engine: Any, stages: Stages) -> None:
     jieba.posseg.cut = stages.wrap(
         "jieba posseg (places)", lambda *a, **k: list(posseg_cut(*a, **k))
     )
-    stages.patch(engine.extractor._cpca, "transform", "entities: cpca")
+    if hasattr(entities, "cpca_record"):  # this checkout: cpca without its DataFrame
+        stages.patch(entities, "cpca_record", "entities: cpca")
+    else:
+        stages.patch(engine.extractor._cpca, "transform", "entities: cpca")
     stages.patch(engine.extractor.gazetteer, "mask", "gazetteer.mask")
     stages.patch(builtin, "short_reply_intent", "short replies")
     emb = engine.features.embedder

@@ -114,3 +114,46 @@ def test_emergency_judge_equals_the_sklearn_path() -> None:
         p, first = clf.judge(text)
         assert p == float(clf.model.predict_proba(x)[0, 1])
         assert first == str(clf.number_model.predict(x)[0])
+
+
+def test_dialogue_acts_classify_equals_the_sklearn_path() -> None:
+    """The dialogue-act model's one-row scores against its vectoriser and SVM, every state."""
+    from nlu.dialogue_acts import STATES, _doc, default_model, read_heldout
+
+    model = default_model()
+    for row in read_heldout()[:150]:
+        for state in STATES:
+            found = model.classify(row["text"], state)
+            x = model.vectoriser.transform([_doc(row["text"], state, None)])
+            scores = model.model.decision_function(x)[0]
+            allowed = model._mask[state]
+            e = np.where(allowed, np.exp(3.0 * (scores - scores[allowed].max())), 0.0)
+            best = int(np.argmax(e))
+            assert found.act == str(model.model.classes_[best])
+            assert found.confidence == float(e[best] / e.sum())
+
+
+def test_cpca_record_is_the_transform_record() -> None:
+    """nlu.entities.cpca_record skips cpca's one-row DataFrame and gives the same record."""
+    import warnings
+
+    from nlu.entities import cpca_record
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        import cpca
+
+    places = [
+        "石狮市湖滨街道振狮路",
+        "福建省泉州市石狮市宝盖镇",
+        "泉州市洛江区万安塘西工业区",
+        "徐汇区虹漕路461号58号楼5楼",
+        "朝阳区",
+        "新华路中段",
+        "",
+        "上海",
+        "石狮",
+    ]
+    for place in places:
+        expected = cpca.transform([place]).to_dict("records")[0]
+        assert cpca_record(cpca, place) == expected, place
