@@ -42,6 +42,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from dataclasses import asdict, dataclass, field, replace
+from datetime import datetime
 from typing import TYPE_CHECKING, Any, Protocol
 
 import asyncpg
@@ -186,12 +187,17 @@ class ConversationService:
         now = self.clock.now()
         async with self.pool.acquire() as conn:
             async with conn.transaction():
-                citizen_id = await citizens.for_identity(conn, inbound.channel, inbound.session_key)
-                if inbound.phone:
-                    citizen_id = await citizens.attach_phone(conn, citizen_id, inbound.phone)
-                convo = await conversations.open_for_session(
-                    conn, inbound.channel, inbound.session_key, citizen_id, now
+                # a session's later messages: its open conversation is all this needs (one
+                # query, not three); a first message, or a phone to attach, goes the long way
+                convo = (
+                    None
+                    if inbound.phone
+                    else await conversations.open_of_session(
+                        conn, inbound.channel, inbound.session_key
+                    )
                 )
+                if convo is None:
+                    convo = await self._open(conn, inbound, now)
                 stored = await messages.store_inbound(
                     conn, convo.id, text, inbound.client_message_id, now
                 )
@@ -231,6 +237,18 @@ class ConversationService:
             mode=mode,
             emergency=list(parse.emergency.numbers) if parse.emergency else None,
             nlu=parsed | ({"dialogue_act": asdict(turn.act)} if turn.act else {}),
+        )
+
+    async def _open(
+        self, conn: asyncpg.Connection, inbound: Inbound, now: datetime
+    ) -> conversations.ConversationRow:
+        """The session's citizen (created on first contact, with the phone the channel
+        vouches for) and open conversation (created when there is none)."""
+        citizen_id = await citizens.for_identity(conn, inbound.channel, inbound.session_key)
+        if inbound.phone:
+            citizen_id = await citizens.attach_phone(conn, citizen_id, inbound.phone)
+        return await conversations.open_for_session(
+            conn, inbound.channel, inbound.session_key, citizen_id, now
         )
 
     async def _answers_revisit(
