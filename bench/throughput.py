@@ -59,6 +59,7 @@ import aiohttp
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench.cpu import cpu_of, pid_listening_on, postgres_pids  # noqa: E402
 from bench.nlu import RasaUnavailable, rasa_servers  # noqa: E402
 from services.config import Settings  # noqa: E402
 from services.core.threads import ENV_CAPS  # noqa: E402
@@ -254,7 +255,16 @@ def nlu_run(
 # -- whole chat through `hotline serve` -------------------------------------------------------
 
 
-async def chat_load(urls: list[str], seconds: float, sessions: int, texts: FreshTexts) -> dict:
+async def chat_load(
+    urls: list[str],
+    seconds: float,
+    sessions: int,
+    texts: FreshTexts,
+    servers: list[int] | None = None,
+    pg_data: Path | None = None,
+) -> dict:
+    """`servers`, `pg_data`: the service processes' ids and PostgreSQL's data directory, whose
+    CPU over the measured seconds is reported beside this load generator's own."""
     out: dict[str, Any] = {"messages": 0, "errors": {}, "latencies": []}
     need = int(seconds * 150) + sessions * SESSION_MESSAGES * 4
     supply = iter(texts.take(need))
@@ -287,13 +297,28 @@ async def chat_load(urls: list[str], seconds: float, sessions: int, texts: Fresh
             *(citizen(http, urls[i % len(urls)], warm_stop, False) for i in range(sessions))
         )
         load_before = load1()
+        pg = postgres_pids(pg_data) if pg_data else []
+        cpu0 = (cpu_of(servers or []), cpu_of(pg), time.process_time())
         started = time.monotonic()
         await asyncio.gather(
             *(citizen(http, urls[i % len(urls)], started + seconds, True) for i in range(sessions))
         )
         elapsed = time.monotonic() - started
+        cpu1 = (cpu_of(servers or []), cpu_of(pg), time.process_time())
     lat = sorted(out["latencies"])
+    used = [b - a for a, b in zip(cpu0, cpu1, strict=True)]
+    n = max(1, out["messages"])
     return {
+        # cores used over the run and CPU ms per message answered, by whom: the service
+        # processes, PostgreSQL, this load generator
+        "cpu_cores_used": {
+            who: round(u / elapsed, 2)
+            for who, u in zip(("services", "postgresql", "load_generator"), used, strict=True)
+        },
+        "cpu_ms_per_message": {
+            who: round(1000 * u / n, 2)
+            for who, u in zip(("services", "postgresql", "load_generator"), used, strict=True)
+        },
         "messages_per_s": round(out["messages"] / elapsed, 1),
         "messages": out["messages"],
         "errors": out["errors"],
@@ -317,6 +342,7 @@ def chat_run(
     sessions: int,
     texts: FreshTexts,
     nlu_env: dict,
+    pg_data: Path | None = None,
 ) -> dict:
     with contextlib.ExitStack() as stack:
         urls = []
@@ -325,7 +351,8 @@ def chat_run(
             env.update(tree_env(tree, settings, nlu_env), **NO_LIMITS)
             env.update(DATABASE_URL=dsn, HOTLINE_SCHEDULER="1" if i == 0 else "0")
             urls.append(stack.enter_context(serving(env, cwd=tree)))
-        return asyncio.run(chat_load(urls, seconds, sessions, texts))
+        servers = [pid_listening_on(int(url.rsplit(":", 1)[1])) for url in urls]
+        return asyncio.run(chat_load(urls, seconds, sessions, texts, servers, pg_data))
 
 
 # -- Rasa ------------------------------------------------------------------------------------
@@ -490,7 +517,7 @@ def main() -> None:
                         for variant, tree, n, env in configs:
                             run = chat_run(
                                 tree, n, env, dsn, work, args.seconds, args.sessions,
-                                texts, nlu_env,
+                                texts, nlu_env, primary.data,
                             )  # fmt: skip
                             chat.setdefault(variant, {}).setdefault(str(n), []).append(run)
                             save(args.out, {**results, "chat": {"runs": chat}})  # so far

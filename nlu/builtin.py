@@ -311,7 +311,7 @@ class BuiltinEngine:
         vector = (
             self.features.embedder.encode([masked]) if self.features.embedder is not None else None
         )
-        x = self.features.transform([masked], vector)
+        x = self.features.transform_one(masked, None if vector is None else vector[0])
         intent_p = self.intent_clf.predict_proba(x)[0]
         unit_p = self.unit_clf.predict_proba(x)[0]
 

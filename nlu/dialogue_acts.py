@@ -26,6 +26,7 @@ import numpy as np
 from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.svm import LinearSVC
 
+from nlu.one_text import OneText, decision
 from nlu.training_data import DIALOGUE_DIR, Example, training_files
 from nlu.types import Entities
 
@@ -153,8 +154,13 @@ class DialogueActModel:
     def classify(self, text: str, state: str, entities: Entities | None = None) -> DialogueAct:
         if state not in self._mask:
             raise ValueError(f"unknown dialogue state {state!r}")
-        x = self.vectoriser.transform([_doc(text, state, entities)])
-        scores = self.model.decision_function(x)[0]
+        # the vectoriser's and the SVM's arithmetic on one row, without scikit-learn's
+        # per-call checks (nlu/one_text.py): this runs on the event loop, every waiting turn
+        one = self.__dict__.get("_one")
+        if one is None:
+            one = self._one = OneText(self.vectoriser)
+        row = one.row(_doc(text, state, entities))
+        scores = decision(self.model.coef_, self.model.intercept_, row)
         # a softmax over the acts the state allows: a confidence to compare, not a probability
         allowed = self._mask[state]
         e = np.where(allowed, np.exp(3.0 * (scores - scores[allowed].max())), 0.0)

@@ -34,11 +34,12 @@ from typing import Protocol
 
 import numpy as np
 import yaml
-from scipy import sparse
+from scipy import sparse, special
 from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.linear_model import LogisticRegression
 
 from nlu.features import words
+from nlu.one_text import OneText, Row, decision
 from nlu.types import Emergency
 
 
@@ -335,6 +336,7 @@ class EmergencyClassifier:
     ) -> EmergencyClassifier:
         """Each example counts twice: as written and as speech gives it (the sentence vector
         of the written form serves both: punctuation barely moves it)."""
+        self.__dict__.pop("_one", None)  # the vectorizers are fitted again
         both = texts + [spoken_form(t) for t in texts]
         if self.embedder is not None and vectors is None:
             vectors = self.embedder.encode(texts)
@@ -349,13 +351,40 @@ class EmergencyClassifier:
             )
         return self
 
-    def judge(self, text: str, vector: np.ndarray | None = None) -> tuple[float, str | None]:
+    def judge(
+        self, text: str, vector: np.ndarray | None = None, signs: Signs | None = None
+    ) -> tuple[float, str | None]:
         """The probability that the message is an emergency, and the number to call first
-        (None without numbered training examples)."""
-        x = self._features([text], vectors=None if vector is None else vector[None, :])
-        p = float(self.model.predict_proba(x)[0, 1])
-        first = None if self.number_model is None else str(self.number_model.predict(x)[0])
+        (None without numbered training examples). `signs`: read_signs(text), when the
+        caller has them already."""
+        row = self._row(text, vector, signs)
+        # LogisticRegression.predict_proba / predict on that row (nlu/one_text.py); a binary
+        # model's probability is the sigmoid of its one score
+        assert len(self.model.classes_) == 2, "the emergency model is binary"
+        p = float(special.expit(decision(self.model.coef_, self.model.intercept_, row))[0])
+        first = None
+        if self.number_model is not None:
+            scores = decision(self.number_model.coef_, self.number_model.intercept_, row)
+            first = str(self.number_model.classes_[int(np.argmax(scores))])
         return p, first
+
+    def _row(self, text: str, vector: np.ndarray | None, signs: Signs | None) -> Row:
+        """_features([text], vectors=[vector]) as one row, without scikit-learn's checks."""
+        one = self.__dict__.get("_one")
+        if one is None:
+            one = self._one = (OneText(self.chars), OneText(self.words))
+        flat = spoken_form(text)
+        signs = read_signs(text) if signs is None else signs
+        blocks = [
+            one[0].row(flat),
+            one[1].row(flat),
+            Row.dense(np.array(_sign_vector(signs)) * self.SIGN_WEIGHT),
+        ]
+        if self.embedder is not None:
+            if vector is None:
+                vector = self.embedder.encode([text])[0]
+            blocks.append(Row.dense(np.asarray(vector) * self.EMBEDDING_WEIGHT))
+        return Row.stack(blocks)
 
     def probability(self, text: str) -> float:
         return self.judge(text)[0]
@@ -443,7 +472,7 @@ def assess(
 ) -> tuple[Signs, float, str | None]:
     signs = read_signs(text)
     model = classifier(embedder)
-    p, first = model.judge(text, vector if model.embedder is not None else None)
+    p, first = model.judge(text, vector if model.embedder is not None else None, signs)
     return signs, p, first
 
 

@@ -9,6 +9,8 @@ import numpy as np
 from scipy import sparse
 from sklearn.feature_extraction.text import TfidfVectorizer
 
+from nlu.one_text import OneText, Row
+
 USERDICT_FILE = Path(__file__).resolve().parent / "data" / "userdict.txt"
 _jieba_lock = threading.Lock()
 _jieba_ready = False
@@ -18,6 +20,8 @@ def _jieba():
     global _jieba_ready
     import jieba
 
+    if _jieba_ready:  # every word list of every parse comes here: no lock once loaded
+        return jieba
     with _jieba_lock:
         if not _jieba_ready:
             jieba.setLogLevel(60)
@@ -61,9 +65,11 @@ class TextFeatures:
     def __getstate__(self) -> dict:
         state = dict(self.__dict__)
         state["embedder"] = None  # the embedding model is loaded from its own folder
+        state.pop("_one", None)  # made again from the vectorizers
         return state
 
     def fit(self, texts: list[str], embeddings: np.ndarray | None = None) -> sparse.csr_matrix:
+        self.__dict__.pop("_one", None)
         a = self.chars.fit_transform(texts)
         b = self.words.fit_transform(texts)
         return self._stack(a, b, texts, embeddings)
@@ -74,6 +80,20 @@ class TextFeatures:
         return self._stack(
             self.chars.transform(texts), self.words.transform(texts), texts, embeddings
         )
+
+    def transform_one(self, text: str, embedding: np.ndarray | None = None) -> Row:
+        """transform([text], embedding[None]) as one sparse row, the same numbers without
+        scikit-learn's per-call checks (nlu/one_text.py); `embedding`: the text's vector, else
+        encoded here when the features have an embedder."""
+        one = self.__dict__.get("_one")
+        if one is None:  # after fit or unpickling
+            one = self._one = (OneText(self.chars), OneText(self.words))
+        blocks = [one[0].row(text), one[1].row(text)]
+        if self.embedder is not None or embedding is not None:
+            if embedding is None:
+                embedding = self.embedder.encode([text])[0]
+            blocks.append(Row.dense(np.asarray(embedding) * self.embedding_weight))
+        return Row.stack(blocks)
 
     def _stack(self, a, b, texts: list[str], embeddings: np.ndarray | None) -> sparse.csr_matrix:
         blocks = [a, b]

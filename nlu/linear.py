@@ -11,6 +11,8 @@ import numpy as np
 from scipy import sparse
 from sklearn.calibration import CalibratedClassifierCV
 
+from nlu.one_text import Row
+
 
 class CalibratedLinear:
     def __init__(
@@ -50,23 +52,34 @@ class CalibratedLinear:
         """Make the model take unscaled input when it was fitted on x * scale (per feature)."""
         self.weights *= scale.astype(np.float32)[None, :, None]
 
-    def predict_proba(self, x: sparse.csr_matrix | np.ndarray) -> np.ndarray:
-        total = np.zeros((x.shape[0], len(self.classes_)), dtype=np.float64)
-        one_sparse_row = sparse.issparse(x) and x.shape[0] == 1
-        if one_sparse_row:
+    def predict_proba(self, x: sparse.csr_matrix | np.ndarray | Row) -> np.ndarray:
+        if isinstance(x, Row):
+            return self._predict_row(x.indices, x.data)
+        if sparse.issparse(x) and x.shape[0] == 1:
             x = x.tocsr()
+            return self._predict_row(x.indices, x.data)
+        total = np.zeros((x.shape[0], len(self.classes_)), dtype=np.float64)
         for w, b, a, c in zip(
             self.weights, self.intercepts, self.slopes, self.offsets, strict=True
         ):
-            # one message: gather only the rows of its non-zero features
-            scores = (
-                (x.data @ w[x.indices])[None, :] + b if one_sparse_row else np.asarray(x @ w) + b
-            )
-            p = 1.0 / (1.0 + np.exp(a * scores + c))
-            norm = p.sum(axis=1, keepdims=True)
-            p = np.where(norm > 0, p / np.where(norm > 0, norm, 1), 1.0 / p.shape[1])
-            total += p
+            total += _calibrated(np.asarray(x @ w) + b, a, c)
+        return total / len(self.weights)
+
+    def _predict_row(self, indices: np.ndarray, data: np.ndarray) -> np.ndarray:
+        """One message: gather only the rows of its non-zero features."""
+        total = np.zeros((1, len(self.classes_)), dtype=np.float64)
+        for w, b, a, c in zip(
+            self.weights, self.intercepts, self.slopes, self.offsets, strict=True
+        ):
+            total += _calibrated((data @ w[indices])[None, :] + b, a, c)
         return total / len(self.weights)
 
     def predict(self, x: sparse.csr_matrix | np.ndarray) -> np.ndarray:
         return self.classes_[np.argmax(self.predict_proba(x), axis=1)]
+
+
+def _calibrated(scores: np.ndarray, a: np.ndarray, c: np.ndarray) -> np.ndarray:
+    """Platt's sigmoid per class, normalised over the classes."""
+    p = 1.0 / (1.0 + np.exp(a * scores + c))
+    norm = p.sum(axis=1, keepdims=True)
+    return np.where(norm > 0, p / np.where(norm > 0, norm, 1), 1.0 / p.shape[1])

@@ -12,6 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from nlu.features import _jieba
+from nlu.posseg_viterbi import install as install_viterbi
 
 # Words that end a place name. Longer ones first only for readability: matching is by
 # endswith on a whole word.
@@ -174,4 +175,5 @@ def _posseg():  # noqa: ANN202 - a module
     _jieba()  # the project's dictionary of places first
     import jieba.posseg
 
+    install_viterbi()  # jieba's HMM, same paths, on arrays (nlu/posseg_viterbi.py)
     return jieba.posseg

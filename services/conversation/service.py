@@ -42,6 +42,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from dataclasses import asdict, dataclass, field, replace
+from datetime import datetime
 from typing import TYPE_CHECKING, Any, Protocol
 
 import asyncpg
@@ -186,12 +187,17 @@ class ConversationService:
         now = self.clock.now()
         async with self.pool.acquire() as conn:
             async with conn.transaction():
-                citizen_id = await citizens.for_identity(conn, inbound.channel, inbound.session_key)
-                if inbound.phone:
-                    citizen_id = await citizens.attach_phone(conn, citizen_id, inbound.phone)
-                convo = await conversations.open_for_session(
-                    conn, inbound.channel, inbound.session_key, citizen_id, now
+                # a session's later messages: its open conversation is all this needs (one
+                # query, not three); a first message, or a phone to attach, goes the long way
+                convo = (
+                    None
+                    if inbound.phone
+                    else await conversations.open_of_session(
+                        conn, inbound.channel, inbound.session_key
+                    )
                 )
+                if convo is None:
+                    convo = await self._open(conn, inbound, now)
                 stored = await messages.store_inbound(
                     conn, convo.id, text, inbound.client_message_id, now
                 )
@@ -207,7 +213,9 @@ class ConversationService:
                 previous = await self._previous_result(conn, convo.id, stored.id)
                 if previous is not None:
                     return previous
-            await messages.set_nlu(conn, stored.id, parse.to_dict())
+            # once: dataclasses.asdict copies every field deeply
+            parsed = parse.to_dict()
+            await messages.set_nlu(conn, stored.id, parsed)
             dialogue = dict(convo.dialogue)
             turn = _Turn()
             if await self._answers_revisit(conn, dialogue, text, parse, turn):
@@ -228,7 +236,19 @@ class ConversationService:
             request_number=turn.request_number,
             mode=mode,
             emergency=list(parse.emergency.numbers) if parse.emergency else None,
-            nlu=parse.to_dict() | ({"dialogue_act": asdict(turn.act)} if turn.act else {}),
+            nlu=parsed | ({"dialogue_act": asdict(turn.act)} if turn.act else {}),
+        )
+
+    async def _open(
+        self, conn: asyncpg.Connection, inbound: Inbound, now: datetime
+    ) -> conversations.ConversationRow:
+        """The session's citizen (created on first contact, with the phone the channel
+        vouches for) and open conversation (created when there is none)."""
+        citizen_id = await citizens.for_identity(conn, inbound.channel, inbound.session_key)
+        if inbound.phone:
+            citizen_id = await citizens.attach_phone(conn, citizen_id, inbound.phone)
+        return await conversations.open_for_session(
+            conn, inbound.channel, inbound.session_key, citizen_id, now
         )
 
     async def _answers_revisit(
@@ -648,7 +668,7 @@ class _Dialogue:
                 draft["content"],
                 draft.get("location"),
                 draft.get("address"),
-                self.route(draft),
+                await self.route(draft),
             )
             self.say(replies.confirm(draft, self.s.units.name(lead) if lead else None))
 
@@ -752,13 +772,14 @@ class _Dialogue:
     def place_of(self, text: str) -> Any:
         return self.s.nlu.parse(text).entities.address
 
-    def route(self, draft: dict) -> list[dict]:
+    async def route(self, draft: dict) -> list[dict]:
         """The unit suggestions for a draft: from what the citizen said about the matter
         over the turns, and the area of its place (details.routing_text). Worked out again
         whenever that text changes (more words, another place)."""
         text = routing_text(draft)
         if "units" not in draft or draft.get("routed_on") != text:
-            parse = self.s.nlu.parse(text)
+            # a whole parse: CPU work, off the event loop like the message's own
+            parse = await asyncio.to_thread(self.s.nlu.parse, text)
             draft["routed_on"] = text
             draft["units"] = [
                 {
@@ -781,7 +802,7 @@ class _Dialogue:
         draft = self.d.pop("draft")
         self.d["state"] = "idle"
         now = self.s.clock.now()
-        units = self.route(draft)
+        units = await self.route(draft)
         citizen_id = self.convo.citizen_id
         if draft.get("phone"):
             citizen_id = await citizens.attach_phone(self.conn, citizen_id, draft["phone"])

@@ -47,13 +47,24 @@ async def open_for_session(
         citizen_id,
         at,
     )
-    if row is None:
-        row = await conn.fetchrow(
-            f"SELECT {_COLUMNS} FROM conversations WHERE channel = $1 AND session_key = $2 AND mode <> 'closed'",
-            channel,
-            session_key,
-        )
+    if row is None:  # the session has an open conversation (the insert's conflict)
+        found = await open_of_session(conn, channel, session_key)
+        if found is None:
+            raise RuntimeError(f"the open conversation of {channel}:{session_key} vanished")
+        return found
     return _row(row)
+
+
+async def open_of_session(
+    conn: asyncpg.Connection, channel: str, session_key: str
+) -> ConversationRow | None:
+    """The open conversation of a session, if it has one."""
+    row = await conn.fetchrow(
+        f"SELECT {_COLUMNS} FROM conversations WHERE channel = $1 AND session_key = $2 AND mode <> 'closed'",
+        channel,
+        session_key,
+    )
+    return None if row is None else _row(row)
 
 
 async def lock(conn: asyncpg.Connection, conversation_id: int) -> ConversationRow:
