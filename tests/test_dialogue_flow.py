@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import uuid
 
-import pytest
-
 from services.conversation.details import (
     add_matter,
     routing_text,
@@ -67,11 +65,6 @@ def test_a_request_that_named_only_its_kind_is_thin():
     assert not thin_matter({"matter": ["楼下饭店的油烟天天往我家窗户里灌"]})
 
 
-@pytest.mark.xfail(
-    reason="after the merge of issues 13/14 (2026-12-03) the place reply's other words no longer "
-    "reach the order's text in this service; the routing half holds; not yet diagnosed",
-    strict=False,
-)
 async def test_a_slot_reply_is_kept_in_the_order_but_does_not_route(service, conn):
     client = ChatClient(service.url)
     first = await client.say("我们这边的路灯坏了好几天了，晚上黑乎乎的")

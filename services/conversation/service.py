@@ -392,6 +392,10 @@ class _Dialogue:
         draft = self.d.get("draft")
         if draft is not None and self.state in ("await_location", "await_phone"):
             if take_details(draft, parse, replace=True):
+                # the reply's other words are kept as any slot reply's are (the classifier
+                # also fires on long place replies: "在…村 那个 后面那条巷子 就那条")
+                family = _STATE_FAMILY[self.state]
+                self.more_of_the_matter(parse, self.act(parse, family))
                 await self.ask_next()
             return
         if self.state == "idle":
