@@ -174,3 +174,93 @@ async def test_understood_thanks_at_a_consultations_read_back_files_nothing(serv
     await client.say("13859901234")
     done = await client.say("好的，谢谢")
     assert done["request_number"], (state, done)
+
+
+# -- replies that used to end a dialogue without an order -----------------------------------
+
+LAMP = "我们小区门口的路灯坏了好几天了，在湖滨街道长福路"
+
+
+async def test_an_urgent_yes_at_the_read_back_is_a_yes_not_an_alarm(service, conn):
+    # the message classifier fires on pleading words; the reply names no danger and reads
+    # as a yes at the read-back: the order is filed and no emergency advice is given
+    client = ChatClient(service.url)
+    await client.say(LAMP)
+    read_back = await client.say("13859901234")
+    assert any("请确认" in r for r in read_back["replies"]), read_back
+    done = await client.say("是的没错 快来人啊 帮帮忙")
+    assert done["request_number"], done
+    assert not done.get("emergency") and "120" not in " ".join(done["replies"]), done
+
+
+async def test_a_danger_named_at_the_read_back_still_gets_the_advice(service, conn):
+    client = ChatClient(service.url)
+    await client.say(LAMP)
+    await client.say("13859901234")
+    alarm = await client.say("对，可是楼下厨房着火了，烟好大")
+    assert "119" in alarm["replies"][0] and alarm["request_number"] is None, alarm
+
+
+async def test_a_yes_with_a_remark_at_the_read_back_files_with_the_remark(service, conn):
+    client = ChatClient(service.url)
+    await client.say(LAMP)
+    await client.say("13859901234")
+    done = await client.say("行 确认 还有就是上次反映的也没人管")
+    assert done["request_number"], done
+    row = await order(conn, done["request_number"])
+    assert "上次反映的也没人管" in row["content"]
+
+
+async def test_asking_for_a_named_unit_is_no_handoff_and_the_unit_leads(service, conn):
+    client = ChatClient(service.url)
+    first = await client.say("厂里拖欠我们工资三个月了，老板一直说没钱")
+    assert any("地点" in r for r in first["replies"]), first
+    ask = await client.say("能不能帮我转给人社局处理")
+    assert ask["mode"] == "bot" and any("地点" in r for r in ask["replies"]), ask
+    await client.say("宝盖镇塘边村的工业区")
+    await client.say("13859901234")
+    done = await client.say("确认")
+    row = await order(conn, done["request_number"])
+    assert row["lead_unit"] == "hrss", row
+    # "转人工" is still a hand-over
+    other = ChatClient(service.url)
+    await other.say("厂里拖欠我们工资三个月了，老板一直说没钱")
+    assert (await other.say("我要转人工"))["mode"] == "waiting_agent"
+
+
+async def test_a_question_the_base_answered_goes_to_the_unit_the_citizen_names(service, conn):
+    client = ChatClient(service.url)
+    answer = await client.say(MARRIAGE)
+    assert any("是否解决" in r for r in answer["replies"]), answer
+    ask = await client.say("我还是不清楚，能让民政局的人给我回个电话吗")
+    assert ask["mode"] == "bot", ask
+    phone = await client.say("13859901234")
+    done = await client.say("确认提交")
+    assert done["request_number"], (ask, phone, done)
+    row = await order(conn, done["request_number"])
+    assert row["request_type"] == "consult" and row["lead_unit"] == "civil-affairs", row
+
+
+async def test_a_number_that_cannot_be_a_phone_is_kept_as_said(service, conn):
+    # twelve digits read out: no valid number; the citizen's yes files the order anyway,
+    # with the digits as said for the agents
+    client = ChatClient(service.url)
+    await client.say(LAMP)
+    bad = await client.say("电话是一三八 五九九 零一二 三四五 六")
+    assert any("没有识别到有效的电话号码" in r for r in bad["replies"]), bad
+    done = await client.say("是的 号码没错")
+    assert done["request_number"], done
+    row = await order(conn, done["request_number"])
+    assert row["contact_phone"] is None and "一三八 五九九 零一二 三四五 六" in row["content"]
+
+
+async def test_what_follows_emergency_advice_stays_with_the_matter(service, conn):
+    client = ChatClient(service.url)
+    first = "昨晚隔壁又在打老婆 哭喊声很大"
+    advice = await client.say(first)
+    assert "110" in advice["replies"][0], advice
+    await client.say("现在已经安静了 是昨晚的事")
+    where = await client.say("湖滨街道长福路12号")
+    convo = await dialogue_of(conn, where["conversation_id"])
+    assert convo["state"] in ("await_phone", "await_confirm"), (convo, where)
+    assert first in convo["draft"]["content"] and "昨晚的事" in convo["draft"]["content"]
