@@ -264,3 +264,43 @@ async def test_what_follows_emergency_advice_stays_with_the_matter(service, conn
     convo = await dialogue_of(conn, where["conversation_id"])
     assert convo["state"] in ("await_phone", "await_confirm"), (convo, where)
     assert first in convo["draft"]["content"] and "昨晚的事" in convo["draft"]["content"]
+
+
+# -- when the router abstains ----------------------------------------------------------------
+
+
+def _second_look(units: list[tuple[str, float]], text: str, town: str | None) -> str | None:
+    from pathlib import Path
+    from types import SimpleNamespace
+
+    from services.conversation.named_units import NamedUnits
+    from services.conversation.service import _Dialogue
+    from services.core.unit_directory import load_units
+
+    directory = load_units(Path(__file__).resolve().parents[1] / "services/data/units.yaml")
+    service = SimpleNamespace(
+        named_units=NamedUnits(directory),
+        nlu=SimpleNamespace(unit_threshold=0.5, abstain_rule="probability"),
+    )
+    draft = {
+        "units": [{"code": c, "probability": p, "confident": False} for c, p in units],
+        "address": {"territorial_unit": town} if town else None,
+    }
+    return _Dialogue.second_look(SimpleNamespace(s=service), draft, text)
+
+
+def test_a_second_look_when_the_router_abstains():
+    # the town's name (appended for the town's own matters) took a share from the department
+    assert _second_look([("sanitation", 0.45), ("fengli", 0.2)], "垃圾没人收", "fengli") == (
+        "sanitation"
+    )
+    # the town on top is the town's matter, or the dispatcher's call: no second look
+    assert _second_look([("fengli", 0.45), ("sanitation", 0.4)], "垃圾没人收", "fengli") is None
+    # without the town the department is still too unsure
+    assert _second_look([("water-supply", 0.25), ("hubin", 0.2)], "没水", "hubin") is None
+    # no town among the guesses
+    assert _second_look([("sanitation", 0.45), ("ecology", 0.3)], "垃圾", "fengli") is None
+    # a unit the citizen names, ranked by the router
+    named = _second_look([("transport", 0.4), ("traffic-police", 0.35)], "交警不管违停", None)
+    assert named == "traffic-police"
+    assert _second_look([("transport", 0.4), ("bus", 0.35)], "交警不管", None) is None

@@ -45,10 +45,12 @@ from dataclasses import asdict, dataclass, field, replace
 from typing import TYPE_CHECKING, Any, Protocol
 
 import asyncpg
+import numpy as np
 
 from knowledgebase import store as kb_store
 from knowledgebase.models import FaqEntry
 from knowledgebase.service import KnowledgeBase
+from nlu.builtin import routing_score
 from nlu.dialogue_acts import RATINGS, DialogueAct, DialogueActModel, default_model
 from nlu.emergency import cues as emergency_cues
 from nlu.types import REQUEST_TYPES, Engine, ParseResult
@@ -872,6 +874,14 @@ class _Dialogue:
                 }
                 for i, u in enumerate(parse.units)
             ]
+            if draft["units"] and not draft["units"][0]["confident"]:
+                second = self.second_look(draft, text)
+                if second is not None:
+                    others = [
+                        dict(u, confident=False) for u in draft["units"] if u["code"] != second
+                    ]
+                    draft["units"] = [{"code": second, "probability": None, "confident": True}]
+                    draft["units"] += others[:2]
             kb_unit = draft.get("kb_unit")
             if kb_unit and kb_unit in self.s.units:
                 # a consultation the base answered (sure, or picked by the citizen) without
@@ -880,6 +890,35 @@ class _Dialogue:
                 draft["units"] = [{"code": kb_unit, "probability": None, "confident": True}]
                 draft["units"] += others[:2]
         return draft["units"]
+
+    def second_look(self, draft: dict, text: str) -> str | None:
+        """When the router abstains on the matter, what the conversation knows beside it
+        (measured in docs/dialogue.md, routing abstentions). None: the order waits in the
+        dispatcher's queue.
+
+        * A unit the citizen names ("城管", "人社局") that the router also ranks (top 3).
+        * A department on top whose lead was diluted by the town of the place: the routing
+          text ends with the place's area name so that a town's own matter finds its town,
+          and on a department's matter that name draws probability to the town. Without
+          the town, the department must pass the router's own abstain rule and threshold
+          (the town assists a department's local matter anyway, dispatcher 条块 rule)."""
+        units = draft["units"]
+        named = self.s.named_units.named(text)
+        if named is not None and named in [u["code"] for u in units[:3]]:
+            return named
+        local = (draft.get("address") or {}).get("territorial_unit")
+        threshold = getattr(self.s.nlu, "unit_threshold", None)
+        if not local or threshold is None or units[0]["code"] == local:
+            return None
+        town = [u for u in units[1:] if u["code"] == local and u.get("probability") is not None]
+        if not town or units[0].get("probability") is None or town[0]["probability"] >= 1:
+            return None
+        rest = [u["probability"] for u in units if u["code"] != local and u.get("probability")]
+        scaled = np.array([[p / (1 - town[0]["probability"]) for p in rest] + [0.0]])
+        rule = getattr(self.s.nlu, "abstain_rule", "probability")
+        if float(routing_score(scaled, rule)[0]) >= threshold:
+            return units[0]["code"]
+        return None
 
     async def file(self) -> None:
         draft = self.d.pop("draft")
