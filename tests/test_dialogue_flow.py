@@ -304,3 +304,18 @@ def test_a_second_look_when_the_router_abstains():
     named = _second_look([("transport", 0.4), ("traffic-police", 0.35)], "交警不管违停", None)
     assert named == "traffic-police"
     assert _second_look([("transport", 0.4), ("bus", 0.35)], "交警不管", None) is None
+
+
+async def test_a_yes_word_with_i_will_see_to_it_myself_files_no_consultation(service, conn):
+    # the texter's number is known, so the consultation is read back at once; "行，那我自己
+    # 找人问问" settles it: nothing is filed (a plain yes still files: the test above)
+    talk = service.ctx.conversation
+    session = f"sms-{uuid.uuid4().hex[:8]}"
+    state = "idle"
+    for text in ("我想问一下退休返聘的人发生工伤怎么算", "行 那我自己找人问问"):
+        result = await talk.handle(Inbound("sms", session, text, phone="13859900003"))
+        convo = await dialogue_of(conn, result.conversation_id)
+        if convo.get("draft"):
+            state = convo["state"]
+    assert state == "await_confirm"
+    assert result.request_number is None and "不登记" in result.replies[0], result
