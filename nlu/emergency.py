@@ -23,6 +23,7 @@ examples without look-alikes, and it raised false alarms on them.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import re
 import threading
@@ -447,12 +448,43 @@ def assess(
     return signs, p, first
 
 
+# A message that is a place and at most this many other characters (a reply to "where?")
+PLACE_REPLY_REST = 4
+# How much of a message the place gate reads (the engines classify as much).
+PLACE_READ_CHARS = 512
+
+
+@functools.cache
+def _places():
+    from nlu.gazetteer import Gazetteer
+
+    return Gazetteer.load()
+
+
+def only_a_place(text: str, place: tuple[str, str] | None = None) -> bool:
+    """A reply that names a place and little else ("在凤里街道新华路中段", "宝盖镇"), with no
+    sign of danger: the classifier, trained on sentences, reads too much into it. `place`:
+    (the text as the engine reads places in it, the same with its known places masked); by
+    default the text normalised as the built-in engine does, masked with the gazetteer, so
+    every engine (the built-in one, Rasa's) has the same gate."""
+    if place is None:
+        from nlu.normalise import normalise
+
+        plain = normalise(text.strip())[:PLACE_READ_CHARS]
+        place = (plain, _places().mask(plain))
+    plain, masked = place
+    named_a_place = len(masked) < len(plain)
+    rest = spoken_form(masked)
+    return named_a_place and len(rest) <= PLACE_REPLY_REST and not read_signs(plain).dangers
+
+
 def detect(
     text: str,
     emergency_probability: float = 0.0,
     is_top_intent: bool = False,
     embedder: Embedder | None = None,
     vector: np.ndarray | None = None,
+    place: tuple[str, str] | None = None,
 ) -> Emergency | None:
     """An emergency when the classifier judges a danger to life happening now. The numbers:
     the one the number model picks first, then those of the kinds of danger the message
@@ -460,8 +492,12 @@ def detect(
     they stay so both engines call this the same way.) `embedder`: the engine's e5 model,
     when it has one; without it the classifier does without the sentence vector. `vector`:
     the engine's own e5 vector of the message (its place names masked), so the message is
-    encoded once per parse."""
+    encoded once per parse. `place`: the text as the engine reads places in it and the same
+    with its known places masked, when the engine has them (else worked out here), for the
+    place-reply gate below."""
     if not text or not text.strip():
+        return None
+    if only_a_place(text, place):
         return None
     signs, p, first = assess(text, embedder, vector)
     if p < THRESHOLD:
