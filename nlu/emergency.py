@@ -36,10 +36,9 @@ from typing import Protocol
 import numpy as np
 import yaml
 from scipy import sparse
-from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.linear_model import LogisticRegression
 
-from nlu.features import words
+from nlu.features import TextFeatures
 from nlu.types import Emergency
 
 
@@ -300,14 +299,9 @@ class EmergencyClassifier:
 
     def __init__(self, embedder: Embedder | None = None) -> None:
         self.embedder = embedder
-        self.chars = TfidfVectorizer(analyzer="char", ngram_range=(1, 3), sublinear_tf=True)
-        self.words = TfidfVectorizer(
-            tokenizer=words,
-            lowercase=False,
-            token_pattern=None,
-            ngram_range=(1, 2),
-            sublinear_tf=True,
-        )
+        # the same character and word n-grams as the message classifiers' (nlu/features.py),
+        # the sentence vector (given, or encoded here) scaled by EMBEDDING_WEIGHT
+        self.text = TextFeatures(embedding_weight=self.EMBEDDING_WEIGHT, char_analyzer="char")
         self.model = LogisticRegression(C=self.C, class_weight="balanced", max_iter=3000)
         self.number_model: LogisticRegression | None = None
 
@@ -315,17 +309,12 @@ class EmergencyClassifier:
         self, texts: list[str], fit: bool = False, vectors: np.ndarray | None = None
     ) -> sparse.csr_matrix:
         flat = [spoken_form(t) for t in texts]
-        if fit:
-            blocks = [self.chars.fit_transform(flat), self.words.fit_transform(flat)]
-        else:
-            blocks = [self.chars.transform(flat), self.words.transform(flat)]
+        if self.embedder is not None and vectors is None:
+            vectors = self.embedder.encode(texts)  # of the written form: punctuation helps it
+        vectors = None if self.embedder is None or vectors is None else np.asarray(vectors)
+        text = self.text.fit(flat, vectors) if fit else self.text.transform(flat, vectors)
         signs = np.array([_sign_vector(read_signs(t)) for t in texts]) * self.SIGN_WEIGHT
-        blocks.append(sparse.csr_matrix(signs))
-        if self.embedder is not None:
-            if vectors is None:
-                vectors = self.embedder.encode(texts)
-            blocks.append(sparse.csr_matrix(np.asarray(vectors) * self.EMBEDDING_WEIGHT))
-        return sparse.hstack(blocks).tocsr()
+        return sparse.hstack([text, sparse.csr_matrix(signs)]).tocsr()
 
     def fit(
         self,
