@@ -319,3 +319,15 @@ async def test_a_yes_word_with_i_will_see_to_it_myself_files_no_consultation(ser
             state = convo["state"]
     assert state == "await_confirm"
     assert result.request_number is None and "不登记" in result.replies[0], result
+
+
+async def test_a_place_given_after_an_answer_makes_the_question_a_request(service, conn):
+    # the citizen answers "did it help?" with where it is: they want it dealt with there
+    client = ChatClient(service.url)
+    answer = await client.say(MARRIAGE)
+    assert any("是否解决" in r for r in answer["replies"]), answer
+    where = await client.say("湖滨街道长福路12号")
+    convo = await dialogue_of(conn, where["conversation_id"])
+    assert convo["state"] in ("await_phone", "await_confirm"), (convo, where)
+    assert convo["draft"]["content"] == MARRIAGE
+    assert convo["draft"]["location"].startswith("湖滨街道长福路")

@@ -1013,6 +1013,18 @@ class _Dialogue:
             self.d.pop("kb_question", None)
             self.say(replies.FEEDBACK_THANKS)
             return
+        question = self.d.get("kb_question")
+        gives_details = bool(parse.entities.address or parse.entities.phones)
+        if question and gives_details and extra_words(parse) < EXTRA_WORDS and act.act != "cancel":
+            # the place (or phone) of what was asked, and little else: the answer did not
+            # settle it, the citizen wants it dealt with there; the question is the request
+            self.d.pop("kb_question")
+            await self.rate_answer(False)
+            self.remember_details(parse)
+            self.unsure(reset=True)
+            original = await asyncio.to_thread(self.s.nlu.parse, question)
+            await self.start_request(original, kb_unit=kb_unit)
+            return
         if act.act in ("not_resolved", "deny"):
             await self.rate_answer(False)
             self.remember_details(parse)  # a place or phone said with it, for the filing
