@@ -340,16 +340,13 @@ class BuiltinEngine:
         emergency_p = (
             float(intent_p[self._emergency_idx]) if self._emergency_idx is not None else 0.0
         )
-        emergency = (
-            None
-            if only_a_place(plain, masked)
-            else emergency_rules.detect(
-                stripped,
-                emergency_p,
-                intent == "emergency",
-                self.features.embedder,
-                vector=None if vector is None else vector[0],
-            )
+        emergency = emergency_rules.detect(
+            stripped,
+            emergency_p,
+            intent == "emergency",
+            self.features.embedder,
+            vector=None if vector is None else vector[0],
+            place=(plain[:CLASSIFY_CHARS], masked),
         )
         if emergency is not None:
             intent = "emergency"
@@ -399,22 +396,6 @@ def unit_guesses(ranked: Iterable[tuple[str, float]], entities: Entities) -> lis
         if len(guesses) == 3:
             break
     return guesses
-
-
-# A message that is a place and at most this many other characters (a reply to "where?")
-PLACE_REPLY_REST = 4
-
-
-def only_a_place(plain: str, masked: str) -> bool:
-    """A reply that names a place and little else ("在凤里街道新华路中段", "宝盖镇"), with no
-    sign of danger: the emergency classifier, trained on sentences, reads too much into it."""
-    named_a_place = len(masked) < len(plain[:CLASSIFY_CHARS])
-    rest = emergency_rules.spoken_form(masked)
-    return (
-        named_a_place
-        and len(rest) <= PLACE_REPLY_REST
-        and not emergency_rules.read_signs(plain).dangers
-    )
 
 
 def input_problem(stripped: str) -> str | None:

@@ -23,6 +23,7 @@ examples without look-alikes, and it raised false alarms on them.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import re
 import threading
@@ -35,11 +36,10 @@ from typing import Protocol
 import numpy as np
 import yaml
 from scipy import sparse, special
-from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.linear_model import LogisticRegression
 
-from nlu.features import words
-from nlu.one_text import OneText, Row, decision
+from nlu.features import TextFeatures
+from nlu.one_text import Row, decision
 from nlu.types import Emergency
 
 
@@ -300,14 +300,9 @@ class EmergencyClassifier:
 
     def __init__(self, embedder: Embedder | None = None) -> None:
         self.embedder = embedder
-        self.chars = TfidfVectorizer(analyzer="char", ngram_range=(1, 3), sublinear_tf=True)
-        self.words = TfidfVectorizer(
-            tokenizer=words,
-            lowercase=False,
-            token_pattern=None,
-            ngram_range=(1, 2),
-            sublinear_tf=True,
-        )
+        # the same character and word n-grams as the message classifiers' (nlu/features.py),
+        # the sentence vector (given, or encoded here) scaled by EMBEDDING_WEIGHT
+        self.text = TextFeatures(embedding_weight=self.EMBEDDING_WEIGHT, char_analyzer="char")
         self.model = LogisticRegression(C=self.C, class_weight="balanced", max_iter=3000)
         self.number_model: LogisticRegression | None = None
 
@@ -315,17 +310,12 @@ class EmergencyClassifier:
         self, texts: list[str], fit: bool = False, vectors: np.ndarray | None = None
     ) -> sparse.csr_matrix:
         flat = [spoken_form(t) for t in texts]
-        if fit:
-            blocks = [self.chars.fit_transform(flat), self.words.fit_transform(flat)]
-        else:
-            blocks = [self.chars.transform(flat), self.words.transform(flat)]
+        if self.embedder is not None and vectors is None:
+            vectors = self.embedder.encode(texts)  # of the written form: punctuation helps it
+        vectors = None if self.embedder is None or vectors is None else np.asarray(vectors)
+        text = self.text.fit(flat, vectors) if fit else self.text.transform(flat, vectors)
         signs = np.array([_sign_vector(read_signs(t)) for t in texts]) * self.SIGN_WEIGHT
-        blocks.append(sparse.csr_matrix(signs))
-        if self.embedder is not None:
-            if vectors is None:
-                vectors = self.embedder.encode(texts)
-            blocks.append(sparse.csr_matrix(np.asarray(vectors) * self.EMBEDDING_WEIGHT))
-        return sparse.hstack(blocks).tocsr()
+        return sparse.hstack([text, sparse.csr_matrix(signs)]).tocsr()
 
     def fit(
         self,
@@ -336,7 +326,6 @@ class EmergencyClassifier:
     ) -> EmergencyClassifier:
         """Each example counts twice: as written and as speech gives it (the sentence vector
         of the written form serves both: punctuation barely moves it)."""
-        self.__dict__.pop("_one", None)  # the vectorizers are fitted again
         both = texts + [spoken_form(t) for t in texts]
         if self.embedder is not None and vectors is None:
             vectors = self.embedder.encode(texts)
@@ -370,21 +359,17 @@ class EmergencyClassifier:
 
     def _row(self, text: str, vector: np.ndarray | None, signs: Signs | None) -> Row:
         """_features([text], vectors=[vector]) as one row, without scikit-learn's checks."""
-        one = self.__dict__.get("_one")
-        if one is None:
-            one = self._one = (OneText(self.chars), OneText(self.words))
-        flat = spoken_form(text)
+        if self.embedder is not None and vector is None:
+            vector = self.embedder.encode([text])[0]
         signs = read_signs(text) if signs is None else signs
-        blocks = [
-            one[0].row(flat),
-            one[1].row(flat),
-            Row.dense(np.array(_sign_vector(signs)) * self.SIGN_WEIGHT),
-        ]
-        if self.embedder is not None:
-            if vector is None:
-                vector = self.embedder.encode([text])[0]
-            blocks.append(Row.dense(np.asarray(vector) * self.EMBEDDING_WEIGHT))
-        return Row.stack(blocks)
+        return Row.stack(
+            [
+                self.text.transform_one(
+                    spoken_form(text), vector if self.embedder is not None else None
+                ),
+                Row.dense(np.array(_sign_vector(signs)) * self.SIGN_WEIGHT),
+            ]
+        )
 
     def probability(self, text: str) -> float:
         return self.judge(text)[0]
@@ -476,12 +461,43 @@ def assess(
     return signs, p, first
 
 
+# A message that is a place and at most this many other characters (a reply to "where?")
+PLACE_REPLY_REST = 4
+# How much of a message the place gate reads (the engines classify as much).
+PLACE_READ_CHARS = 512
+
+
+@functools.cache
+def _places():
+    from nlu.gazetteer import Gazetteer
+
+    return Gazetteer.load()
+
+
+def only_a_place(text: str, place: tuple[str, str] | None = None) -> bool:
+    """A reply that names a place and little else ("在凤里街道新华路中段", "宝盖镇"), with no
+    sign of danger: the classifier, trained on sentences, reads too much into it. `place`:
+    (the text as the engine reads places in it, the same with its known places masked); by
+    default the text normalised as the built-in engine does, masked with the gazetteer, so
+    every engine (the built-in one, Rasa's) has the same gate."""
+    if place is None:
+        from nlu.normalise import normalise
+
+        plain = normalise(text.strip())[:PLACE_READ_CHARS]
+        place = (plain, _places().mask(plain))
+    plain, masked = place
+    named_a_place = len(masked) < len(plain)
+    rest = spoken_form(masked)
+    return named_a_place and len(rest) <= PLACE_REPLY_REST and not read_signs(plain).dangers
+
+
 def detect(
     text: str,
     emergency_probability: float = 0.0,
     is_top_intent: bool = False,
     embedder: Embedder | None = None,
     vector: np.ndarray | None = None,
+    place: tuple[str, str] | None = None,
 ) -> Emergency | None:
     """An emergency when the classifier judges a danger to life happening now. The numbers:
     the one the number model picks first, then those of the kinds of danger the message
@@ -489,8 +505,12 @@ def detect(
     they stay so both engines call this the same way.) `embedder`: the engine's e5 model,
     when it has one; without it the classifier does without the sentence vector. `vector`:
     the engine's own e5 vector of the message (its place names masked), so the message is
-    encoded once per parse."""
+    encoded once per parse. `place`: the text as the engine reads places in it and the same
+    with its known places masked, when the engine has them (else worked out here), for the
+    place-reply gate below."""
     if not text or not text.strip():
+        return None
+    if only_a_place(text, place):
         return None
     signs, p, first = assess(text, embedder, vector)
     if p < THRESHOLD:

@@ -48,9 +48,14 @@ class TextFeatures:
     linear model; `embedding_weight` is that scale.
     """
 
-    def __init__(self, embedder=None, embedding_weight: float = 1.0) -> None:
+    def __init__(
+        self, embedder=None, embedding_weight: float = 1.0, char_analyzer: str = "char_wb"
+    ) -> None:
+        # char_analyzer: "char_wb" keeps n-grams inside the spaces (the message classifiers);
+        # "char" lets them run across them (the emergency classifier reads the spoken form,
+        # which has none)
         self.chars = TfidfVectorizer(
-            analyzer="char_wb", ngram_range=(1, 3), sublinear_tf=True, min_df=1
+            analyzer=char_analyzer, ngram_range=(1, 3), sublinear_tf=True, min_df=1
         )
         self.words = TfidfVectorizer(
             tokenizer=words,

@@ -145,3 +145,16 @@ def test_own_examples_are_apart_from_each_other_and_from_the_blind_set():
     ours = trained + held
     near_blind = [t for t, s in zip(ours, _closest(ours, blind), strict=True) if s >= 80]
     assert not near_blind, near_blind
+
+
+def test_the_detector_itself_does_not_read_a_bare_place_as_an_emergency():
+    # the gate is in detect(), so every engine (the built-in one, Rasa's) has it: the
+    # classifier alone gives these replies to "where?" a probability above its threshold
+    from nlu.emergency import THRESHOLD, assess, only_a_place
+
+    for reply in ("宝盖镇", "在凤里街道新华路中段"):
+        assert assess(reply)[1] >= THRESHOLD, reply
+        assert only_a_place(reply) and detect(reply) is None, reply
+    # a place with a danger in it is no bare place
+    assert not only_a_place("宝盖镇着火了")
+    assert detect("宝盖镇着火了") is not None

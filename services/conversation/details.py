@@ -77,6 +77,20 @@ _PHONE_RUN = re.compile(
 )
 
 
+def said_number(text: str) -> str | None:
+    """The digits of a number said in a reply (maybe not a valid phone), as said."""
+    found = [m.group(0).strip() for m in _PHONE_RUN.finditer(text)]
+    return max(found, key=len) if found else None
+
+
+# Where a reply splits into its parts: "行 提交 顺便问问…" starts with its answer.
+_CLAUSE = re.compile(r"[\s，。！？!?,.、；;：:~～…]+")
+
+
+def clauses(text: str) -> list[str]:
+    return [c for c in _CLAUSE.split(text.strip()) if c]
+
+
 def add_matter(draft: dict, text: str, *, routed: bool = True) -> None:
     """More words for the order's text. `routed`: they describe the matter, so the unit is
     chosen on them too; a reply to a slot question (the place, the phone) is kept in the text

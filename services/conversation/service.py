@@ -46,10 +46,12 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any, Protocol
 
 import asyncpg
+import numpy as np
 
 from knowledgebase import store as kb_store
 from knowledgebase.models import FaqEntry
 from knowledgebase.service import KnowledgeBase
+from nlu.builtin import routing_score
 from nlu.dialogue_acts import RATINGS, DialogueAct, DialogueActModel, default_model
 from nlu.emergency import cues as emergency_cues
 from nlu.types import REQUEST_TYPES, Engine, ParseResult
@@ -63,12 +65,15 @@ from services.conversation.details import (
     announces_only,
     apply_correction,
     choice_number,
+    clauses,
     compact,
     extra_words,
     routing_text,
+    said_number,
     take_details,
     thin_matter,
 )
+from services.conversation.named_units import NamedUnits
 from services.core import metrics
 from services.core.clock import Clock
 from services.core.errors import ServiceError
@@ -139,6 +144,8 @@ class _Turn:
     mode: str | None = None
     handoff_reason: str | None = None
     act: DialogueAct | None = None  # how a reply in a waiting state was read
+    # the message classifier's alarm overruled: a reply read in its state, no danger named
+    calm: bool = False
 
 
 class ConversationService:
@@ -167,6 +174,7 @@ class ConversationService:
         self.revisits = revisits
         # replies in a waiting state, read with the state (trained once per process)
         self.acts = acts or default_model()
+        self.named_units = NamedUnits(units)
 
     def validate(self, text: object) -> str:
         if not isinstance(text, str):
@@ -235,7 +243,7 @@ class ConversationService:
             replies=turn.replies,
             request_number=turn.request_number,
             mode=mode,
-            emergency=list(parse.emergency.numbers) if parse.emergency else None,
+            emergency=list(parse.emergency.numbers) if parse.emergency and not turn.calm else None,
             nlu=parsed | ({"dialogue_act": asdict(turn.act)} if turn.act else {}),
         )
 
@@ -351,6 +359,9 @@ class _Dialogue:
         return found
 
     async def step(self, parse: ParseResult) -> None:
+        if parse.emergency is not None and self.a_reply_not_an_alarm(parse):
+            self.turn.calm = True
+            parse = replace(parse, emergency=None)
         # Danger overrides any state; the draft (if any) waits where it was.
         if parse.emergency is not None:
             self.say(replies.emergency(parse.emergency.numbers))
@@ -373,6 +384,12 @@ class _Dialogue:
         act = self.act(parse, family)
         if act.act == "emergency" and act.confidence >= EMERGENCY_ACT_CONFIDENCE:
             self.say(replies.emergency(emergency_numbers(parse.text)))
+            return
+        forwards = act.act == "ask_human" or (
+            self.state in ("await_feedback", "await_offer", "await_kb_choice")
+            and act.act in ("not_resolved", "deny", "affirm")
+        )
+        if forwards and await self.forward_to_named_unit(parse):
             return
         if act.act == "ask_human":
             if self.state == "await_feedback":
@@ -412,12 +429,22 @@ class _Dialogue:
         draft = self.d.get("draft")
         if draft is not None and self.state in ("await_location", "await_phone"):
             if take_details(draft, parse, replace=True):
+                # the reply's other words are kept as any slot reply's are (the classifier
+                # also fires on long place replies: "在…村 那个 后面那条巷子 就那条")
+                family = _STATE_FAMILY[self.state]
+                self.more_of_the_matter(parse, self.act(parse, family))
                 await self.ask_next()
             return
         if self.state == "idle":
             self.remember_details(parse)
             self.d["state"] = "await_after_emergency"
             self.d["emergency_text"] = parse.text
+        elif self.state == "await_after_emergency":
+            # more about the same matter ("现在没在打了，是昨晚的事"): kept with the first words,
+            # in case it turns out to be a matter for 12345
+            self.remember_details(parse)
+            first = self.d.get("emergency_text", "")
+            self.d["emergency_text"] = f"{first}\n{parse.text}".strip()
 
     async def on_after_emergency(self, parse: ParseResult, act: DialogueAct) -> None:
         """The reply to emergency advice given to a first message: "好，我马上打" ends it; the
@@ -428,6 +455,9 @@ class _Dialogue:
         if first and (act.act in ("provide_info", "correct") or (details and act.act != "affirm")):
             self.remember_details(parse)
             original = await asyncio.to_thread(self.s.nlu.parse, first)
+            if extra_words(parse) >= AFTER_ADVICE_WORDS:
+                # "现在没动静了，是昨晚的事，在…": more about the matter, kept with it
+                original = replace(original, text=f"{first}\n{parse.text.strip()}")
             if original.request_type in REQUEST_TYPES:
                 self.unsure(reset=True)
                 await self.start_request(original)
@@ -732,9 +762,17 @@ class _Dialogue:
             add_matter(draft, parse.text)
             await self.ask_next()
             return
-        if self.asked_again("phone") >= 3:
+        said = said_number(parse.text)
+        if said:
+            draft["phone_said"] = said  # a number, but not a valid one: kept as said
+        tries = self.asked_again("phone")
+        if tries >= 3 or (draft.get("phone_said") and (tries >= 2 or act.act == "affirm")):
+            # asked again and still unreadable, or "对，就是这个": the number as said goes in
+            # the order's text for the agents, and the request goes on without a phone
+            if draft.get("phone_said"):
+                add_matter(draft, f"（联系电话，按原话：{draft.pop('phone_said')}）", routed=False)
             draft["phone_declined"] = True
-            await self.ask_next()
+            await self.ask_next(agreed=act.act == "affirm")
             return
         self.say(replies.ASK_PHONE_AGAIN)
 
@@ -745,6 +783,8 @@ class _Dialogue:
             # reader finds places in remarks ("提交，让镇政府管一管") that are none.
             new_phone = parse.entities.phones[-1] if parse.entities.phones else None
             if new_phone is None or new_phone == draft.get("phone"):
+                if self.yes_then_remark(parse, sure_yes=True):
+                    add_matter(draft, parse.text, routed=False)  # "好，提交，另外…": kept
                 await self.file()
                 return
             draft["phone"] = new_phone
@@ -762,12 +802,78 @@ class _Dialogue:
         if act.act == "deny":
             self.say(replies.ASK_WHAT_TO_CHANGE)
             return
+        if act.act in ("correct", "new_request") and self.yes_then_remark(parse):
+            # "行，提交，顺便说一句…": a yes, and a remark the agents read
+            add_matter(draft, parse.text, routed=False)
+            await self.file()
+            return
         # a correction, a detail, or more words: the draft changes and is read back again
         changed = apply_correction(draft, parse, self.place_of)
         if changed == "phone_unreadable":
             self.say(replies.ASK_PHONE_AGAIN)
             return
         await self.ask_next()
+
+    def yes_then_remark(self, parse: ParseResult, *, sure_yes: bool = False) -> bool:
+        """A reply to the read-back that opens with a yes and goes on about something else:
+        its first part (or two, when the first is one character: "行 提交") is read alone.
+        Not when it gives a phone or speaks of the place or phone: that is a correction."""
+        text = parse.text
+        if parse.entities.phones or about_place(text) or said_number(text):
+            return False
+        parts = clauses(text)
+        if len(parts) < 2:
+            return False
+        head = parts[0] if len(compact(parts[0])) > 1 else " ".join(parts[:2])
+        rest = compact(text)[len(compact(head)) :]
+        if len(rest) < REMARK_CHARS:
+            return False  # nothing to speak of beside the yes
+        if sure_yes:
+            return True
+        found = self.s.acts.classify(head, "confirm", None)
+        return found.act == "affirm" and found.confidence >= YES_FIRST_CONFIDENCE
+
+    def a_reply_not_an_alarm(self, parse: ParseResult) -> bool:
+        """In a waiting state the message classifier fires on replies that name no danger
+        ("对对 快点叫人来", "是啦 你帮我报上去 叫伊卡紧来收", a long place reply): when the
+        reply names no kind of danger and reads as an ordinary answer in its state, it is
+        that answer. A danger named in words keeps the advice."""
+        family = _STATE_FAMILY.get(self.state)
+        if family is None:
+            return False
+        if any(kind != "help" for kind, _ in emergency_cues(parse.text)):
+            return False
+        found = self.s.acts.classify(parse.text, family, parse.entities)
+        return found.act in CALM_ACTS and found.confidence >= CALM_ACT_CONFIDENCE
+
+    async def forward_to_named_unit(self, parse: ParseResult) -> bool:
+        """ "帮我转给工信局", "能不能让人社局的人给我打个电话": the citizen asks for the matter
+        to go to a unit they name, not for an agent here. The draft (or the question the base
+        did not answer, as a consultation) goes on with that unit leading. False when no
+        unit is named ("转人工"): the usual hand-over."""
+        code = self.s.named_units.forwarding_to(parse.text)
+        if code is None or code not in self.s.units:
+            return False
+        draft = self.d.get("draft")
+        if draft is not None:
+            draft["kb_unit"] = code  # the unit that answers it leads (route())
+            draft.pop("units", None)
+            take_details(draft, parse, replace=True)
+            await self.ask_next()
+            return True
+        question = self.d.get("kb_question")
+        if self.state not in ("await_feedback", "await_offer", "await_kb_choice") or not question:
+            return False
+        if self.state == "await_feedback":
+            await self.rate_answer(False)
+        for key in ("kb_question", "kb_unit", "kb_choices"):
+            self.d.pop(key, None)
+        self.d["state"] = "idle"
+        self.remember_details(parse)
+        self.unsure(reset=True)
+        original = await asyncio.to_thread(self.s.nlu.parse, question)
+        await self.start_request(original, request_type="consult", kb_unit=code)
+        return True
 
     def place_of(self, text: str) -> Any:
         return self.s.nlu.parse(text).entities.address
@@ -789,6 +895,14 @@ class _Dialogue:
                 }
                 for i, u in enumerate(parse.units)
             ]
+            if draft["units"] and not draft["units"][0]["confident"]:
+                second = self.second_look(draft, text)
+                if second is not None:
+                    others = [
+                        dict(u, confident=False) for u in draft["units"] if u["code"] != second
+                    ]
+                    draft["units"] = [{"code": second, "probability": None, "confident": True}]
+                    draft["units"] += others[:2]
             kb_unit = draft.get("kb_unit")
             if kb_unit and kb_unit in self.s.units:
                 # a consultation the base answered (sure, or picked by the citizen) without
@@ -797,6 +911,35 @@ class _Dialogue:
                 draft["units"] = [{"code": kb_unit, "probability": None, "confident": True}]
                 draft["units"] += others[:2]
         return draft["units"]
+
+    def second_look(self, draft: dict, text: str) -> str | None:
+        """When the router abstains on the matter, what the conversation knows beside it
+        (measured in docs/dialogue.md, routing abstentions). None: the order waits in the
+        dispatcher's queue.
+
+        * A unit the citizen names ("城管", "人社局") that the router also ranks (top 3).
+        * A department on top whose lead was diluted by the town of the place: the routing
+          text ends with the place's area name so that a town's own matter finds its town,
+          and on a department's matter that name draws probability to the town. Without
+          the town, the department must pass the router's own abstain rule and threshold
+          (the town assists a department's local matter anyway, dispatcher 条块 rule)."""
+        units = draft["units"]
+        named = self.s.named_units.named(text)
+        if named is not None and named in [u["code"] for u in units[:3]]:
+            return named
+        local = (draft.get("address") or {}).get("territorial_unit")
+        threshold = getattr(self.s.nlu, "unit_threshold", None)
+        if not local or threshold is None or units[0]["code"] == local:
+            return None
+        town = [u for u in units[1:] if u["code"] == local and u.get("probability") is not None]
+        if not town or units[0].get("probability") is None or town[0]["probability"] >= 1:
+            return None
+        rest = [u["probability"] for u in units if u["code"] != local and u.get("probability")]
+        scaled = np.array([[p / (1 - town[0]["probability"]) for p in rest] + [0.0]])
+        rule = getattr(self.s.nlu, "abstain_rule", "probability")
+        if float(routing_score(scaled, rule)[0]) >= threshold:
+            return units[0]["code"]
+        return None
 
     async def file(self) -> None:
         draft = self.d.pop("draft")
@@ -891,6 +1034,18 @@ class _Dialogue:
             self.d.pop("kb_question", None)
             self.say(replies.FEEDBACK_THANKS)
             return
+        question = self.d.get("kb_question")
+        gives_details = bool(parse.entities.address or parse.entities.phones)
+        if question and gives_details and extra_words(parse) < EXTRA_WORDS and act.act != "cancel":
+            # the place (or phone) of what was asked, and little else: the answer did not
+            # settle it, the citizen wants it dealt with there; the question is the request
+            self.d.pop("kb_question")
+            await self.rate_answer(False)
+            self.remember_details(parse)
+            self.unsure(reset=True)
+            original = await asyncio.to_thread(self.s.nlu.parse, question)
+            await self.start_request(original, kb_unit=kb_unit)
+            return
         if act.act in ("not_resolved", "deny"):
             await self.rate_answer(False)
             self.remember_details(parse)  # a place or phone said with it, for the filing
@@ -946,6 +1101,17 @@ RATING_CONFIDENCE = 0.6
 RATING_WORDS = 5
 # An emergency the message classifier missed but the reply reads as one: advice, not a filing.
 EMERGENCY_ACT_CONFIDENCE = 0.8
+# The acts that overrule the message classifier's alarm on a reply naming no danger, and how
+# sure the act must be.
+CALM_ACTS = ("affirm", "deny", "cancel", "correct", "provide_info", "thanks", "choose")
+CALM_ACT_CONFIDENCE = 0.7
+# How sure the first part of a reply to the read-back must be a yes to file with a remark.
+YES_FIRST_CONFIDENCE = 0.8
+# Characters beside the yes from which a reply to the read-back carries a remark.
+REMARK_CHARS = 6
+# Characters beside a place or phone from which a reply to emergency advice says more of the
+# matter.
+AFTER_ADVICE_WORDS = 6
 
 
 def emergency_numbers(text: str) -> tuple[str, ...]:
