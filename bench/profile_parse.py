@@ -156,8 +156,9 @@ def instrument(engine: Any, stages: Stages) -> None:
     clf = emergency.classifier(emb)
     # the word tokenizers first, then the one-text transforms are made again around them
     feats.words.tokenizer = stages.wrap("jieba lcut (features)", feats.words.tokenizer)
-    clf.words.tokenizer = stages.wrap("jieba lcut (emergency)", clf.words.tokenizer)
-    for owner in (feats, clf):
+    # the emergency classifier's n-grams are a TextFeatures of its own (clf.text)
+    clf.text.words.tokenizer = stages.wrap("jieba lcut (emergency)", clf.text.words.tokenizer)
+    for owner in (feats, clf.text):
         owner.__dict__.pop("_one", None)
     if hasattr(feats, "transform_one"):  # this checkout's one-text path (nlu/one_text.py)
         engine.parse("重新建立")
@@ -165,16 +166,16 @@ def instrument(engine: Any, stages: Stages) -> None:
         stages.patch(feats._one[0], "row", "features: char TF-IDF")
         stages.patch(feats._one[1], "row", "features: word TF-IDF (rest)")
         stages.patch(clf, "_row", "emergency: feature stack")
-        stages.patch(clf._one[0], "row", "emergency: char TF-IDF")
-        stages.patch(clf._one[1], "row", "emergency: word TF-IDF (rest)")
+        stages.patch(clf.text._one[0], "row", "emergency: char TF-IDF")
+        stages.patch(clf.text._one[1], "row", "emergency: word TF-IDF (rest)")
         stages.patch(emergency, "decision", "emergency: classifiers")
     else:  # scikit-learn's transforms and predictions, as before
         stages.patch(feats, "transform", "features: stack")
         stages.patch(feats.chars, "transform", "features: char TF-IDF")
         stages.patch(feats.words, "transform", "features: word TF-IDF (rest)")
         stages.patch(clf, "_features", "emergency: feature stack")
-        stages.patch(clf.chars, "transform", "emergency: char TF-IDF")
-        stages.patch(clf.words, "transform", "emergency: word TF-IDF (rest)")
+        stages.patch(clf.text.chars, "transform", "emergency: char TF-IDF")
+        stages.patch(clf.text.words, "transform", "emergency: word TF-IDF (rest)")
         stages.patch(clf.model, "predict_proba", "emergency: classifier")
         if clf.number_model is not None:
             stages.patch(clf.number_model, "predict", "emergency: number model")
@@ -183,7 +184,7 @@ def instrument(engine: Any, stages: Stages) -> None:
     if engine.request_type_clf is not None:
         stages.patch(engine.request_type_clf, "predict_proba", "classifier: request type")
     stages.patch(engine, "_unit_guesses", "unit guesses + routing score")
-    stages.patch(builtin, "only_a_place", "only_a_place")
+    stages.patch(emergency, "only_a_place", "only_a_place")
     stages.patch(emergency, "read_signs", "emergency: signs (regexes)")
     stages.patch(emergency, "spoken_form", "emergency: spoken_form")
     stages.patch(emergency, "detect", "emergency (rest)")
