@@ -200,8 +200,16 @@ def main() -> None:
     args = parser.parse_args()
 
     from nlu import emergency
+    from nlu.builtin import read_meta
     from nlu.engine import load_or_train
 
+    meta = read_meta(args.model_dir)
+    if meta is not None and meta.get("embedding"):
+        # load_or_train without the embedder would retrain that folder in place, n-gram only
+        parser.error(
+            f"{args.model_dir} holds a model with {meta['embedding']}; the engine path here is "
+            "the n-gram one: give --model-dir an n-gram model folder"
+        )
     engine = load_or_train(args.model_dir)
     paths = {"engine (no e5)": lambda t: engine.parse(t).emergency}
     embedder = None
