@@ -47,6 +47,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from services.config import Settings  # noqa: E402
+from tests.support.chat_load import COMPLAINTS, percentile  # noqa: E402
 from tests.support.nginx import running_nginx  # noqa: E402
 from tests.support.pg_cluster import (  # noqa: E402
     make_replica,
@@ -58,20 +59,6 @@ from tests.support.processes import free_port  # noqa: E402
 from tests.support.serve_process import default_nlu_env, serve_env, serving  # noqa: E402
 
 RESULTS = ROOT / "bench" / "results" / "deploy.json"
-COMPLAINTS = [
-    "我要投诉，湖滨街道长福路口那家川菜馆厨房油烟直接排到我家窗户，天天呛得不行",
-    "新华路的井盖丢了，晚上很危险，请尽快处理",
-    "宝盖镇菜市场门口的路灯坏了一个星期了，晚上很黑",
-    "灵秀镇有工地半夜还在施工，噪音太大睡不着",
-    "凤里街道小区垃圾好几天没人清运，臭气熏天",
-]
-
-
-def percentile(values: list[float], share: float) -> float | None:
-    if not values:
-        return None
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(share * len(ordered)))]
 
 
 async def citizen(

@@ -41,6 +41,8 @@ from services.core.threads import cap_threads_from_env  # noqa: E402
 os.environ.setdefault("HOTLINE_PROCESSES_PER_HOST", "1")
 cap_threads_from_env()
 
+from tests.support.chat_load import percentile  # noqa: E402
+
 RESULTS = ROOT / "bench" / "results" / "profile_parse.json"
 SOURCES = [
     ROOT / "nlu" / "data" / "heldout.jsonl",
@@ -193,11 +195,6 @@ def instrument(engine: Any, stages: Stages) -> None:
 
 
 # -- results -----------------------------------------------------------------------------------
-
-
-def percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
 def comparable(parse: dict) -> dict:

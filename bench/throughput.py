@@ -63,6 +63,7 @@ from bench.cpu import cpu_of, pid_listening_on, postgres_pids  # noqa: E402
 from bench.nlu import RasaUnavailable, rasa_servers  # noqa: E402
 from services.config import Settings  # noqa: E402
 from services.core.threads import ENV_CAPS  # noqa: E402
+from tests.support.chat_load import percentile  # noqa: E402
 from tests.support.pg_cluster import remove, start_primary  # noqa: E402
 from tests.support.processes import free_port  # noqa: E402
 from tests.support.serve_process import default_nlu_env, serve_env, serving  # noqa: E402
@@ -324,7 +325,7 @@ async def chat_load(
         "errors": out["errors"],
         "latency_ms": {
             "p50": round(1000 * statistics.median(lat), 1) if lat else None,
-            "p99": round(1000 * lat[min(len(lat) - 1, int(0.99 * len(lat)))], 1) if lat else None,
+            "p99": round(1000 * percentile(lat, 0.99), 1) if lat else None,
         },
         "sessions": sessions,
         "load_1min_before": load_before,

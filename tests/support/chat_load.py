@@ -191,11 +191,18 @@ class Timeline:
         self.marks[name] = time.monotonic()
 
 
-def _pct(values: list[float], share: float) -> float | None:
+def percentile(values: list[float], share: float) -> float | None:
+    """The nearest-rank percentile (share 0.99: p99) the load benches report; None when empty."""
     if not values:
         return None
     ordered = sorted(values)
-    return round(1000 * ordered[min(len(ordered) - 1, int(share * len(ordered)))], 1)
+    return ordered[min(len(ordered) - 1, int(share * len(ordered)))]
+
+
+def _pct(values: list[float], share: float) -> float | None:
+    """percentile() of seconds, in milliseconds."""
+    p = percentile(values, share)
+    return None if p is None else round(1000 * p, 1)
 
 
 def figures(traffic: Traffic, fault_start: float, fault_end: float) -> dict[str, Any]:
