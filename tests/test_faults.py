@@ -148,8 +148,20 @@ async def test_postgres_restart_and_sigkill_under_traffic(rig: Rig):
         deadline = time.monotonic() + 40
         while True:
             remaining = deadline - time.monotonic()
-            assert remaining > 0, "the handoff never reached the agent's socket on process A"
-            got = await asyncio.wait_for(frames.get(), remaining)
+            try:
+                got = await asyncio.wait_for(frames.get(), max(remaining, 0.01))
+            except TimeoutError:
+                listen = [
+                    line
+                    for line in rig.a.log_text().splitlines()
+                    if any(
+                        k in line for k in ("LISTEN", "listening", "agent event", "Task exception")
+                    )
+                ]
+                raise AssertionError(
+                    "the handoff never reached the agent's socket on process A; socket closed: "
+                    f"{ws.closed}, reader done: {reader.done()}; its log:\n" + "\n".join(listen)
+                ) from None
             if got.get("type") == "queue" and got["item"]["conversation_id"] == convo:
                 break
         reader.cancel()

@@ -387,17 +387,20 @@ class FaultPlan:
 @dataclass
 class HealthProbe:
     """/healthz of each process every `every` seconds: what it says while the database is
-    away, and when it says 200 again."""
+    away, and when it says 200 again. Each answer keeps when it was asked and when it came,
+    so an answer asked while the database was away but answered after it came back is not
+    read as "healthy while down"."""
 
     urls: list[str]
     every: float = 0.5
-    seen: list[tuple[float, int, int | None, str]] = field(default_factory=list)
+    seen: list[tuple[float, float, int, int | None, str]] = field(default_factory=list)
 
     async def run(self, stop: asyncio.Event) -> None:
         async with aiohttp.ClientSession() as http:
             while not stop.is_set():
                 for i, url in enumerate(self.urls):
                     status, error = None, ""
+                    asked = time.monotonic()
                     try:
                         async with http.get(
                             url + "/healthz", timeout=aiohttp.ClientTimeout(total=5)
@@ -407,20 +410,21 @@ class HealthProbe:
                             error = body.get("error", "") if isinstance(body, dict) else ""
                     except (aiohttp.ClientError, TimeoutError, ValueError) as exc:
                         error = type(exc).__name__
-                    self.seen.append((time.monotonic(), i, status, error))
+                    self.seen.append((asked, time.monotonic(), i, status, error))
                 await asyncio.sleep(self.every)
 
     def first_ok_after(self, process: int, t: float) -> float | None:
-        for when, i, status, _ in self.seen:
+        for _, when, i, status, _ in self.seen:
             if i == process and when >= t and status == 200:
                 return when
         return None
 
     def answers_between(self, process: int, lo: float, hi: float) -> Counter[str]:
+        """The answers asked and answered wholly within [lo, hi)."""
         return Counter(
             f"{status} {error}".strip()
-            for when, i, status, error in self.seen
-            if i == process and lo <= when < hi
+            for asked, when, i, status, error in self.seen
+            if i == process and lo <= asked and when < hi
         )
 
 
@@ -448,6 +452,7 @@ async def run_with_faults(
             await asyncio.to_thread(cluster.stop)
             timeline.mark("pg_down")
             await asyncio.sleep(plan.pg_down_s)
+            timeline.mark("pg_starting")
             await asyncio.to_thread(cluster.start)
             timeline.mark("pg_started")
             log("PostgreSQL: started again")
@@ -483,7 +488,7 @@ def fault_report(
         "phases": figures(traffic, marks["pg_stop"], marks["all_serving"]),
         "healthz_of_the_surviving_process": {
             "while_postgresql_down": dict(
-                probe.answers_between(survivor, marks["pg_down"], marks["pg_started"])
+                probe.answers_between(survivor, marks["pg_down"], marks["pg_starting"])
             ),
             "200_again_after_postgresql_start_s": None
             if back is None
