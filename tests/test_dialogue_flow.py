@@ -331,3 +331,55 @@ async def test_a_place_given_after_an_answer_makes_the_question_a_request(servic
     assert convo["state"] in ("await_phone", "await_confirm"), (convo, where)
     assert convo["draft"]["content"] == MARRIAGE
     assert convo["draft"]["location"].startswith("湖滨街道长福路")
+
+
+async def test_a_yes_then_a_threat_naming_the_city_files_and_keeps_the_place(service, conn):
+    # the remark names a place ("全石狮") and reads as a correction as a whole; its first
+    # part alone is a yes, and nothing after it takes the read-back back
+    client = ChatClient(service.url)
+    await client.say(LAMP)
+    read_back = await client.say("13859901234")
+    assert any("请确认" in r for r in read_back["replies"]), read_back
+    done = await client.say("对，再拖下去我就把照片发到石狮的论坛上，让大家评评理")
+    assert done["request_number"], done
+    row = await order(conn, done["request_number"])
+    assert "湖滨街道" in row["location"], row["location"]
+    assert "评评理" in row["content"]
+
+
+async def test_a_yes_then_a_correction_is_still_a_correction(service, conn):
+    client = ChatClient(service.url)
+    await client.say(LAMP)
+    await client.say("13859901234")
+    again = await client.say("对，不过地址写错了，是湖滨街道石泉新村")
+    assert again["request_number"] is None, again
+    assert "湖滨街道" in again["replies"][-1], again
+
+
+async def test_a_repeat_complaint_quoting_an_unknown_old_number_is_a_new_request(service, conn):
+    # numbers of earlier requests the centre does not hold (another system, last year)
+    # do not turn a complaint into a progress question that loses the complaint
+    client = ChatClient(service.url)
+    first = await client.say(
+        "又是那个路口的红绿灯，坏了一个月了，上次打电话的编号是20240311-0097，"
+        "回复说已经报修，到现在还是不亮，凤里街道宝岛路和八七路交叉口"
+    )
+    assert not any("没有查到" in r for r in first["replies"]), first
+    read_back = await client.say("13859901234")
+    assert any("请确认" in r for r in read_back["replies"]), read_back
+    done = await client.say("确认")
+    assert done["request_number"], done
+    row = await order(conn, done["request_number"])
+    assert "20240311-0097" in row["content"]
+
+
+async def test_a_number_the_centre_holds_is_answered_with_its_progress(service, conn):
+    client = ChatClient(service.url)
+    await client.say(LAMP)
+    await client.say("13859901234")
+    filed = await client.say("确认")
+    number = filed["request_number"]
+    other = ChatClient(service.url)
+    asked = await other.say(f"我上次反映的那个路灯不亮的事情，编号{number}，现在到底有没有人去修了")
+    assert any(number in r for r in asked["replies"]), asked
+    assert asked["request_number"] is None, asked

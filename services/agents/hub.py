@@ -119,8 +119,15 @@ class AgentHub:
                         await self._listen()
                     log.info("listening for live events again")
                     return
-                except DATABASE_DOWN as exc:
-                    log.warning("LISTEN not possible yet (%s); retrying in %.1f s", exc, delay)
+                except Exception as exc:  # noqa: BLE001 - this loop must outlive any failure
+                    # not only DATABASE_DOWN: a connection dropped mid-LISTEN can surface as
+                    # another asyncpg error, and a dead loop would leave the sockets deaf
+                    log.warning(
+                        "LISTEN not possible yet (%s: %s); retrying in %.1f s",
+                        type(exc).__name__,
+                        exc,
+                        delay,
+                    )
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, RECONNECT_MAX_S)
         finally:

@@ -185,6 +185,15 @@ def about_place(text: str) -> bool:
     return bool(_ABOUT_PLACE.search(text))
 
 
+# Words that take a read-back back ("…，不对，地址错了"); "是不是" asks, it does not deny.
+_TAKES_BACK = re.compile(r"不对|错了|写错|说错|搞错|(?<!是)不是|改成|改为|换成|更正|修改|应该是")
+
+
+def takes_back(text: str) -> bool:
+    """Whether the words after a yes go on to correct what was read back."""
+    return bool(_TAKES_BACK.search(text))
+
+
 def new_value(text: str) -> str:
     """The part of a correction after its last "改成 / 是 / 应该是…": the new value."""
     tail = text.strip()

@@ -71,6 +71,7 @@ from services.conversation.details import (
     routing_text,
     said_number,
     take_details,
+    takes_back,
     thin_matter,
 )
 from services.conversation.named_units import NamedUnits
@@ -472,7 +473,7 @@ class _Dialogue:
     async def on_idle(self, parse: ParseResult) -> None:
         self.d["state"] = "idle"
         self.remember_details(parse)
-        if parse.entities.request_numbers:
+        if parse.entities.request_numbers and not await self.matter_beside_old_number(parse):
             await self.report_progress(parse.entities.request_numbers[0])
             return
         kind = announced_type(parse.text)
@@ -511,6 +512,23 @@ class _Dialogue:
             self.handoff("bot_unsure", replies.HANDOFF_UNSURE)
         else:
             self.say(replies.NOT_UNDERSTOOD)
+
+    async def matter_beside_old_number(self, parse: ParseResult) -> bool:
+        """A repeat complaint quotes the number of an earlier request this centre does not
+        hold ("上次投诉编号20240521-0146，回复说已处理，结果照旧…"): the matter is the message,
+        not a progress question. A number this centre holds is still answered with its
+        progress."""
+        if parse.intent not in REQUEST_TYPES or parse.intent == "consult":
+            return False
+        rest = parse.text
+        for number in parse.entities.request_numbers:
+            rest = rest.replace(number, "")
+        if len(compact(rest)) < OLD_NUMBER_MATTER_CHARS:
+            return False
+        for number in parse.entities.request_numbers:
+            if await work_orders.by_number(self.conn, number) is not None:
+                return False
+        return True
 
     def wants_a_person(self, parse: ParseResult) -> bool:
         """The message classifier's "human", checked by the dialogue acts: "我要投诉" is a
@@ -802,7 +820,9 @@ class _Dialogue:
         if act.act == "deny":
             self.say(replies.ASK_WHAT_TO_CHANGE)
             return
-        if act.act in ("correct", "new_request") and self.yes_then_remark(parse):
+        # a place told after the yes ("对，在湖滨街道那边") is a detail, read back again
+        detail = act.act == "provide_info" and parse.entities.address is not None
+        if act.act in YES_FIRST_ACTS and not detail and self.yes_then_remark(parse):
             # "行，提交，顺便说一句…": a yes, and a remark the agents read
             add_matter(draft, parse.text, routed=False)
             await self.file()
@@ -824,14 +844,18 @@ class _Dialogue:
         parts = clauses(text)
         if len(parts) < 2:
             return False
-        head = parts[0] if len(compact(parts[0])) > 1 else " ".join(parts[:2])
-        rest = compact(text)[len(compact(head)) :]
-        if len(rest) < REMARK_CHARS:
-            return False  # nothing to speak of beside the yes
-        if sure_yes:
-            return True
-        found = self.s.acts.classify(head, "confirm", None)
-        return found.act == "affirm" and found.confidence >= YES_FIRST_CONFIDENCE
+        # the first part alone ("对，我要退钱…"), then the first two ("行 提交 …")
+        heads = [parts[0]] + ([" ".join(parts[:2])] if len(compact(parts[0])) == 1 else [])
+        for head in heads:
+            rest = compact(text)[len(compact(head)) :]
+            if len(rest) < REMARK_CHARS or takes_back(rest):
+                continue  # nothing to speak of beside the yes, or it goes on to correct
+            if sure_yes:
+                return True
+            found = self.s.acts.classify(head, "confirm", None)
+            if found.act == "affirm" and found.confidence >= YES_FIRST_CONFIDENCE:
+                return True
+        return False
 
     def a_reply_not_an_alarm(self, parse: ParseResult) -> bool:
         """In a waiting state the message classifier fires on replies that name no danger
@@ -1109,6 +1133,11 @@ CALM_ACT_CONFIDENCE = 0.7
 YES_FIRST_CONFIDENCE = 0.8
 # Characters beside the yes from which a reply to the read-back carries a remark.
 REMARK_CHARS = 6
+# acts the whole reply may be read as when it opens with a yes and goes on with a remark
+# ("确认，我要知道法律援助凭什么不给我" reads as deny as a whole)
+YES_FIRST_ACTS = ("correct", "new_request", "deny", "provide_info")
+# below this many characters beside a quoted number, a message asks about that request
+OLD_NUMBER_MATTER_CHARS = 20
 # Characters beside a place or phone from which a reply to emergency advice says more of the
 # matter.
 AFTER_ADVICE_WORDS = 6
