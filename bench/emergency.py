@@ -50,6 +50,7 @@ SETS = {
     "blind": ROOT / "tests" / "data" / "blind" / "emergency.jsonl",
     "blind_v2": ROOT / "tests" / "data" / "blind" / "emergency_v2.jsonl",
     "blind_v3": ROOT / "tests" / "data" / "blind" / "emergency_v3.jsonl",
+    "blind_v4": ROOT / "tests" / "data" / "blind" / "emergency_v4.jsonl",
 }
 PHONE_CASES = ROOT / "bench" / "data" / "phone_cases.jsonl"
 TEST_CACHE = Path(os.environ.get("HOTLINE_TEST_CACHE", Path.home() / ".cache" / "hotline-tests"))
@@ -139,7 +140,11 @@ def training_cross_validation(embedder=None, folds: int = 5) -> dict:
     texts = [t for t, _, _ in rows]
     labels = [y for _, y, _ in rows]
     numbers = [n for _, _, n in rows]
-    vectors = None if embedder is None else np.asarray(embedder.encode(texts))
+    vectors = (
+        None
+        if embedder is None
+        else np.asarray(embedder.encode([emergency.engine_view(t) for t in texts]))
+    )
     flagged = [False] * len(texts)
     split = StratifiedKFold(folds, shuffle=True, random_state=3).split(texts, labels)
     for train, test in split:
