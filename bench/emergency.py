@@ -134,16 +134,14 @@ def training_cross_validation(embedder=None, folds: int = 5) -> dict:
     examples, on that fifth: how well it generalises within the training data."""
     from sklearn.model_selection import StratifiedKFold
 
-    from nlu.emergency import THRESHOLD, EmergencyClassifier, training_rows
+    from nlu.emergency import THRESHOLD, EmergencyClassifier, engine_view, training_rows
 
     rows = training_rows()
     texts = [t for t, _, _ in rows]
     labels = [y for _, y, _ in rows]
     numbers = [n for _, _, n in rows]
     vectors = (
-        None
-        if embedder is None
-        else np.asarray(embedder.encode([emergency.engine_view(t) for t in texts]))
+        None if embedder is None else np.asarray(embedder.encode([engine_view(t) for t in texts]))
     )
     flagged = [False] * len(texts)
     split = StratifiedKFold(folds, shuffle=True, random_state=3).split(texts, labels)
