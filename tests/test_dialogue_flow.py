@@ -383,3 +383,25 @@ async def test_a_number_the_centre_holds_is_answered_with_its_progress(service, 
     asked = await other.say(f"我上次反映的那个路灯不亮的事情，编号{number}，现在到底有没有人去修了")
     assert any(number in r for r in asked["replies"]), asked
     assert asked["request_number"] is None, asked
+
+
+async def test_a_yes_to_file_where_the_phone_was_asked_files_without_one(service, conn):
+    # on the web the bot asks for a phone; a citizen who answers "确认，提交" goes on without
+    # one: filed, and told that the unit cannot call back
+    client = ChatClient(service.url)
+    asked = await client.say(LAMP)
+    assert any("联系电话" in r for r in asked["replies"]), asked
+    done = await client.say("确认，就这样提交")
+    assert done["request_number"], done
+    assert any("没有留联系电话" in r for r in done["replies"]), done
+    row = await order(conn, done["request_number"])
+    assert row["content"].startswith("我们小区门口的路灯坏了")
+
+
+async def test_a_bare_ok_where_the_phone_was_asked_waits_for_the_number(service, conn):
+    client = ChatClient(service.url)
+    await client.say(LAMP)
+    ok = await client.say("好的")
+    assert ok["request_number"] is None and any("不留" in r for r in ok["replies"]), ok
+    read_back = await client.say("13859901234")
+    assert any("请确认" in r for r in read_back["replies"]), read_back

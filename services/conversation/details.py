@@ -194,6 +194,15 @@ def takes_back(text: str) -> bool:
     return bool(_TAKES_BACK.search(text))
 
 
+# A yes that asks for the filing itself, not an "OK" before the next detail.
+_GOES_AHEAD = re.compile(r"确认|提交|登记|无误|没错|无错|就这样|就按|按呢|不用留|不留")
+
+
+def goes_ahead(text: str) -> bool:
+    """Whether a yes given where a detail was asked asks for the matter to be filed as is."""
+    return bool(_GOES_AHEAD.search(text))
+
+
 def new_value(text: str) -> str:
     """The part of a correction after its last "改成 / 是 / 应该是…": the new value."""
     tail = text.strip()

@@ -68,6 +68,7 @@ from services.conversation.details import (
     clauses,
     compact,
     extra_words,
+    goes_ahead,
     routing_text,
     said_number,
     take_details,
@@ -781,6 +782,13 @@ class _Dialogue:
             await self.ask_next()
             return
         said = said_number(parse.text)
+        unread = draft.get("phone_said")  # a number said before, kept below
+        if act.act == "affirm" and not said and not unread and goes_ahead(parse.text):
+            # "确认，提交吧" where the phone was asked: the citizen goes on without one (a
+            # bare "好的" may come before the number, and is asked again)
+            draft["phone_declined"] = True
+            await self.ask_next(agreed=True)
+            return
         if said:
             draft["phone_said"] = said  # a number, but not a valid one: kept as said
         tries = self.asked_again("phone")
@@ -1004,6 +1012,8 @@ class _Dialogue:
                     self.s.units.name(lead) if lead else None,
                 )
             )
+            if not draft.get("phone"):
+                self.say(replies.FILED_WITHOUT_PHONE)
         if intake.repeat is not None:
             self.say(
                 replies.repeat_noted(
