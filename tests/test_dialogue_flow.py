@@ -405,3 +405,14 @@ async def test_a_bare_ok_where_the_phone_was_asked_waits_for_the_number(service,
     assert ok["request_number"] is None and any("不留" in r for r in ok["replies"]), ok
     read_back = await client.say("13859901234")
     assert any("请确认" in r for r in read_back["replies"]), read_back
+
+
+async def test_a_part_of_the_place_said_again_keeps_the_whole_place(service, conn):
+    # the village alone, said again in anger, must not replace the town and village given
+    # first (the gazetteer may place a village of that name in another town)
+    client = ChatClient(service.url)
+    await client.say("祥芝镇大堡村村口的垃圾桶满了一个星期没人清运，臭气熏天")
+    again = await client.say("我刚才说了，大堡村！")
+    assert again["request_number"] is None, again
+    read_back = await client.say("13859901234")
+    assert any("祥芝镇大堡村" in r for r in read_back["replies"]), read_back

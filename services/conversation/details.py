@@ -157,6 +157,11 @@ def take_details(draft: dict, parse: ParseResult, *, replace: bool) -> list[str]
         draft["phone"] = phones[-1]  # "不是138…，是139…": the new number comes last
         taken.append("phone")
     address = parse.entities.address
+    known = compact(draft.get("location") or "")
+    if address is not None and known and compact(address.text) in known:
+        # "村子我已经说了，港边村！": a part of the place already known says nothing new, and
+        # taken alone it loses the town the citizen named with it
+        address = None
     if address is not None and (replace or not draft.get("location")):
         draft["location"] = address.text[:MAX_LOCATION_CHARS]
         draft["address"] = address_dict(address)
@@ -216,12 +221,15 @@ def new_value(text: str) -> str:
 
 def apply_correction(draft: dict, parse: ParseResult, place_of) -> str:
     """Change the draft as a correction at the read-back says; returns what changed
-    (phone, location, content). `place_of(text)` reads a place from a part of the text."""
+    (phone, location, content; same_location when the place was only said again). `place_of(text)` reads a place from a part of the text."""
     text = parse.text.strip()
     if parse.entities.phones:
         draft["phone"] = parse.entities.phones[-1]
         return "phone"
     tail = new_value(text)
+    said = parse.entities.address
+    if said is not None and compact(said.text) in compact(draft.get("location") or ""):
+        return "same_location"  # the place said again ("我说了，港边村！"): nothing changes
     if parse.entities.address is not None or _ABOUT_PLACE.search(text):
         address = place_of(tail) if tail else None
         address = address or parse.entities.address
