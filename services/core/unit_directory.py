@@ -22,6 +22,7 @@ class Unit:
     kind: str
     duties: tuple[str, ...] = ()
     contact_phone: str | None = None
+    aliases: tuple[str, ...] = ()  # the short names people call it by ("人社局")
 
 
 @dataclass(frozen=True)
@@ -76,6 +77,7 @@ def load_units(path: Path) -> UnitDirectory:
                 kind=kind,
                 duties=tuple(str(d) for d in entry.get("duties") or ()),
                 contact_phone=entry.get("contact_phone"),
+                aliases=tuple(str(a) for a in entry.get("aliases") or ()),
             )
         )
     return UnitDirectory(tuple(units))
