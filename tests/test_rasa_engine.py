@@ -35,6 +35,7 @@ from nlu.rasa_export import (
 )
 from nlu.rasa_runtime import read_trained
 from nlu.training_data import DATA_DIR, HELDOUT_FILE, TRAINING_DIR, read_file
+from nlu.types import REQUEST_TYPES
 from tests.support.processes import free_port, stop_process
 from tests.support.rasa import RASA_FIGURES
 from tests.support.service import CACHE_DIR
@@ -180,9 +181,20 @@ def test_export_is_a_rasa_project_without_heldout_text(tmp_path):
         voices = read_file(sorted((TRAINING_DIR / "voices").glob("*.yml"))[0])
         assert {clean(e.text, gazetteer) for e in voices[:3]} <= set(texts)
     intents = yaml.safe_load((tmp_path / INTENT_PROJECT / "domain.yml").read_text("utf-8"))
-    assert "ResponseSelector" in (tmp_path / INTENT_PROJECT / "config.yml").read_text("utf-8")
-    assert {"consult", "complain", "greet", "emergency", "faq"} <= set(intents["intents"])
-    assert len(intents["responses"]) == len(load_faqs())
+    # the request types are one retrieval intent, `request/<type>`, as the built-in engine's
+    # one request class; a ResponseSelector per retrieval intent names the type or the FAQ
+    assert {"request", "greet", "emergency", "faq"} <= set(intents["intents"])
+    assert not set(REQUEST_TYPES) & set(intents["intents"])
+    config = yaml.safe_load((tmp_path / INTENT_PROJECT / "config.yml").read_text("utf-8"))
+    selectors = [
+        s["retrieval_intent"] for s in config["pipeline"] if s["name"] == "ResponseSelector"
+    ]
+    assert sorted(selectors) == ["faq", "request"]
+    nlu = yaml.safe_load((tmp_path / INTENT_PROJECT / "data" / "nlu.yml").read_text("utf-8"))
+    labels = {entry["intent"] for entry in nlu["nlu"]}
+    assert {f"request/{t}" for t in REQUEST_TYPES} <= labels
+    assert {f"utter_request/{t}" for t in REQUEST_TYPES} <= set(intents["responses"])
+    assert len(intents["responses"]) == len(load_faqs()) + len(REQUEST_TYPES)
     routing = yaml.safe_load((tmp_path / ROUTING_PROJECT / "domain.yml").read_text("utf-8"))
     assert "unit_territorial" in routing["intents"] and "unit_hubin" not in routing["intents"]
     assert report.routing_intents == len(routing["intents"]) == 55
