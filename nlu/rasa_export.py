@@ -63,9 +63,9 @@ DIET_SETTINGS = {"number_of_transformer_layers": 0, "random_seed": 7}
 # The intent project's DIET weighs each example's loss by how wrong it is (scale_loss): its
 # ~4,200 request examples against ~40 per conversation intent made DIET read greetings,
 # progress queries and referrals as requests at confidence ~1.0. Measured with the one
-# `request` class (held-out conversation intents, engine): 0.717 -> 0.817; held-out request
-# types 0.934 -> 0.931 (two messages), still every held-out request read as a request or an
-# emergency. More epochs instead (40) did not help: 0.692.
+# `request` class (held-out conversation intents, engine): 0.717 -> 0.817 (0.842 in the full
+# training, docs/figures.md); held-out request types 0.934 -> 0.931, still every held-out
+# request read as a request or an emergency. More epochs instead (40) did not help: 0.692.
 INTENT_DIET_SETTINGS = {"scale_loss": True}
 DEFAULT_FAQ_EPOCHS = 20
 # The ResponseSelector's default hidden layers (256, 128 with dropout) and batches (64 to 256
