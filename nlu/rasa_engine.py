@@ -16,12 +16,12 @@ from typing import Any
 import urllib3
 
 from nlu import emergency as emergency_rules
-from nlu.builtin import CLASSIFY_CHARS, input_problem, unit_guesses, unreadable
+from nlu.builtin import CLASSIFY_CHARS, REQUEST, input_problem, unit_guesses, unreadable
 from nlu.entities import EntityExtractor
 from nlu.gazetteer import Gazetteer
-from nlu.rasa_export import FAQ_INTENT, clean, unit_from_intent
+from nlu.rasa_export import FAQ_INTENT, REQUEST_INTENT, clean, unit_from_intent
 from nlu.rules import short_reply_intent
-from nlu.types import INTENTS, REQUEST_TYPES, ParseResult
+from nlu.types import CONVERSATION_INTENTS, REQUEST_TYPES, ParseResult
 
 # DIET's softmax confidences are not calibrated like the built-in engine's, so the abstain
 # rule is a fixed one: the lead unit is named when the model puts more weight on it than on
@@ -160,26 +160,31 @@ class RasaEngine:
 
         intent_ranking = _ranking(intent_data)
         unit_ranking = _ranking(routing_data)
-        # A FAQ question is a consultation the knowledge base can answer.
+        # DIET's `request` (and `faq`: a question the knowledge base answers is a
+        # consultation) is the one request class; the request ResponseSelector names the type.
         probs: dict[str, float] = {}
         for name, confidence in intent_ranking:
-            key = "consult" if name == FAQ_INTENT else name
-            if key in INTENTS:
+            key = REQUEST if name in _REQUEST_CLASSES else name
+            if key in _CLASSES:
                 probs[key] = probs.get(key, 0.0) + confidence
         if not probs:
             raise RasaError(
                 f"the model at {self.intents.url} knows none of the hotline's intents "
                 f"(got {[n for n, _ in intent_ranking[:5]]}); is it the exported intent model?"
             )
-        intent = max(probs, key=probs.__getitem__)
-        intent_conf = probs[intent]
-        short = short_reply_intent(stripped)
-        if short is not None:
-            intent, intent_conf = short, 1.0
-        rt = {t: probs.get(t, 0.0) for t in REQUEST_TYPES}
+        rt = _request_types(intent_data, intent_ranking)
         total = sum(rt.values())
         request_type = max(rt, key=rt.__getitem__)
         rt_conf = rt[request_type] / total if total > 0 else 0.0
+
+        def named(label: str) -> str:
+            return request_type if label == REQUEST else label
+
+        best = max(probs, key=probs.__getitem__)
+        intent, intent_conf = named(best), probs[best]
+        short = short_reply_intent(stripped)
+        if short is not None:
+            intent, intent_conf = short, 1.0
 
         ranked_units = [
             (unit, confidence)
@@ -194,8 +199,8 @@ class RasaEngine:
             intent = "emergency"
         elif intent == "emergency":  # the emergency detector said no: the next best intent
             rest = {k: v for k, v in probs.items() if k != "emergency"} or {"out_of_scope": 0.0}
-            intent = max(rest, key=rest.__getitem__)
-            intent_conf = rest[intent]
+            best = max(rest, key=rest.__getitem__)
+            intent, intent_conf = named(best), rest[best]
         result = ParseResult(
             text=text,
             intent=intent,
@@ -213,6 +218,32 @@ class RasaEngine:
 
 
 _NO_PLACES = Gazetteer("", [], {})
+# What DIET's ranking may hold for a request: `request` and `faq`; the six request types are
+# how models exported before EXPORT_FORMAT 2 named them (still read, see _request_types).
+_REQUEST_CLASSES = frozenset({REQUEST_INTENT, FAQ_INTENT, *REQUEST_TYPES})
+_CLASSES = frozenset({REQUEST, *CONVERSATION_INTENTS})
+
+
+def _request_types(data: dict, intent_ranking: list[tuple[str, float]]) -> dict[str, float]:
+    """Each request type's confidence: the request ResponseSelector's ranking of
+    `request/<type>`, or, from a model exported with the six types as intents, their DIET
+    confidences (a FAQ question counting as a consultation)."""
+    selector = (data.get("response_selector") or {}).get(REQUEST_INTENT) or {}
+    scores = {t: 0.0 for t in REQUEST_TYPES}
+    found = False
+    for item in selector.get("ranking") or []:
+        key = str(item.get("intent_response_key") or "")
+        name = key.split("/", 1)[1] if key.startswith(REQUEST_INTENT + "/") else None
+        if name in scores:
+            scores[name] += float(item.get("confidence") or 0.0)
+            found = True
+    if found:
+        return scores
+    for name, confidence in intent_ranking:
+        key = "consult" if name == FAQ_INTENT else name
+        if key in scores:
+            scores[key] += confidence
+    return scores
 
 
 def _ranking(data: dict) -> list[tuple[str, float]]:

@@ -35,6 +35,7 @@ from nlu.rasa_export import (
 )
 from nlu.rasa_runtime import read_trained
 from nlu.training_data import DATA_DIR, HELDOUT_FILE, TRAINING_DIR, read_file
+from nlu.types import REQUEST_TYPES
 from tests.support.processes import free_port, stop_process
 from tests.support.rasa import RASA_FIGURES
 from tests.support.service import CACHE_DIR
@@ -180,9 +181,20 @@ def test_export_is_a_rasa_project_without_heldout_text(tmp_path):
         voices = read_file(sorted((TRAINING_DIR / "voices").glob("*.yml"))[0])
         assert {clean(e.text, gazetteer) for e in voices[:3]} <= set(texts)
     intents = yaml.safe_load((tmp_path / INTENT_PROJECT / "domain.yml").read_text("utf-8"))
-    assert "ResponseSelector" in (tmp_path / INTENT_PROJECT / "config.yml").read_text("utf-8")
-    assert {"consult", "complain", "greet", "emergency", "faq"} <= set(intents["intents"])
-    assert len(intents["responses"]) == len(load_faqs())
+    # the request types are one retrieval intent, `request/<type>`, as the built-in engine's
+    # one request class; a ResponseSelector per retrieval intent names the type or the FAQ
+    assert {"request", "greet", "emergency", "faq"} <= set(intents["intents"])
+    assert not set(REQUEST_TYPES) & set(intents["intents"])
+    config = yaml.safe_load((tmp_path / INTENT_PROJECT / "config.yml").read_text("utf-8"))
+    selectors = [
+        s["retrieval_intent"] for s in config["pipeline"] if s["name"] == "ResponseSelector"
+    ]
+    assert sorted(selectors) == ["faq", "request"]
+    nlu = yaml.safe_load((tmp_path / INTENT_PROJECT / "data" / "nlu.yml").read_text("utf-8"))
+    labels = {entry["intent"] for entry in nlu["nlu"]}
+    assert {f"request/{t}" for t in REQUEST_TYPES} <= labels
+    assert {f"utter_request/{t}" for t in REQUEST_TYPES} <= set(intents["responses"])
+    assert len(intents["responses"]) == len(load_faqs()) + len(REQUEST_TYPES)
     routing = yaml.safe_load((tmp_path / ROUTING_PROJECT / "domain.yml").read_text("utf-8"))
     assert "unit_territorial" in routing["intents"] and "unit_hubin" not in routing["intents"]
     assert report.routing_intents == len(routing["intents"]) == 55
@@ -211,6 +223,78 @@ def test_engine_reports_a_server_that_is_down():
     assert time.perf_counter() - started < 10
     # what needs no server still has its defined result
     assert engine.parse("   ").problem == "empty"
+    engine.close()
+
+
+def _answers(engine: RasaEngine, intents: dict, routing: dict | None = None) -> None:
+    """The two servers' /model/parse answers, as Rasa 3.6 shapes them, for the mapping tests
+    (the real servers are asked in the `rasa`-marked tests below)."""
+    routing = routing or {"intent_ranking": [{"name": "unit_police", "confidence": 0.9}]}
+    engine.intents.parse = lambda _text: intents
+    engine.routing.parse = lambda _text: routing
+
+
+def _request_selector(ranking: dict[str, float]) -> dict:
+    return {
+        "request": {
+            "response": {"intent_response_key": f"request/{max(ranking, key=ranking.get)}"},
+            "ranking": [
+                {"intent_response_key": f"request/{t}", "confidence": c} for t, c in ranking.items()
+            ],
+        }
+    }
+
+
+def test_request_intent_and_type_from_the_request_selector():
+    engine = RasaEngine(f"http://127.0.0.1:{free_port()}", f"http://127.0.0.1:{free_port()}")
+    # DIET's one request class (request + faq) wins: the intent is the selector's type
+    _answers(
+        engine,
+        {
+            "intent_ranking": [
+                {"name": "request", "confidence": 0.5},
+                {"name": "greet", "confidence": 0.3},
+                {"name": "faq", "confidence": 0.2},
+            ],
+            "response_selector": _request_selector(
+                {"report": 0.6, "complain": 0.3, "consult": 0.1}
+            ),
+        },
+    )
+    result = engine.parse("小区门口有人占道摆摊")
+    assert (result.intent, result.request_type) == ("report", "report")
+    assert result.intent_confidence == pytest.approx(0.7)
+    assert result.request_type_confidence == pytest.approx(0.6)
+    assert [u.code for u in result.units] == ["police"]
+    # a conversation intent wins: it is the intent, the request type is still the selector's
+    _answers(
+        engine,
+        {
+            "intent_ranking": [
+                {"name": "query_progress", "confidence": 0.8},
+                {"name": "request", "confidence": 0.2},
+            ],
+            "response_selector": _request_selector({"complain": 0.9, "report": 0.1}),
+        },
+    )
+    result = engine.parse("我上次反映的事办得怎么样了")
+    assert (result.intent, result.request_type) == ("query_progress", "complain")
+    assert result.intent_confidence == pytest.approx(0.8)
+    # a model exported with the six types as DIET intents (EXPORT_FORMAT 1) is still read
+    _answers(
+        engine,
+        {
+            "intent_ranking": [
+                {"name": "complain", "confidence": 0.3},
+                {"name": "seek_help", "confidence": 0.25},
+                {"name": "greet", "confidence": 0.35},
+                {"name": "faq", "confidence": 0.1},
+            ]
+        },
+    )
+    result = engine.parse("楼上漏水到我家")
+    assert result.intent == "complain" and result.intent_confidence == pytest.approx(0.65)
+    assert result.request_type_confidence == pytest.approx(0.3 / 0.65)
     engine.close()
 
 
@@ -254,14 +338,18 @@ def test_heldout_accuracy(rasa_engine, rasa_setup):
     # the training data (issue 14): the old 83.3% was flattered by them. It fell again to 69.2%
     # (2026-12-03, third session) when 117 request-type examples and 40 relabels by DOMAIN.md's
     # definitions grew the request types: the built-in engine answered that with one `request`
-    # intent beside a request-type classifier (MODEL_FORMAT 5); Rasa's export still has the six
-    # request types as intents of its own (open work, said in the closing note), so the floor
-    # is 0.65 until it does the same.
+    # intent beside a request-type classifier (MODEL_FORMAT 5). The export now does the same
+    # the Rasa way (EXPORT_FORMAT 2, issue 14): the retrieval intent `request/<type>`, one DIET
+    # intent and a request-type ResponseSelector, DIET with scale_loss. Measured 2026-12-03:
+    # unit top-1 / top-3 94.5% / 96.7% (as before), request types 90.6% -> 93.4%, 98.6% right
+    # when routed (as before), conversation intents 69.2% -> 84.2% (81.7% in a first training
+    # of the same intent model without the FAQ selector: trainings differ by a few points),
+    # FAQ 57.1% -> 62.6% (the FAQ selector's settings unchanged). Conversation floor 0.75.
     assert report["unit_top1"] >= 0.85, report
     assert report["unit_top3"] >= 0.93, report
     assert report["intent_accuracy"] >= 0.84, report
     assert report["accuracy_when_answered"] >= 0.93, report
-    assert conversation["intent_accuracy"] >= 0.65, conversation
+    assert conversation["intent_accuracy"] >= 0.75, conversation
     assert faq_hits / len(questions) >= 0.45, faq_hits
 
 
@@ -277,7 +365,7 @@ def test_eval_command_with_the_rasa_engine(rasa_engine, rasa_setup):
     assert done.returncode == 0, done.stderr
     report = json.loads(done.stdout)
     assert report["engine"] == "rasa" and report["messages"] == 120
-    assert report["intent_accuracy"] >= 0.65, report  # 69.2% measured, see test_heldout_accuracy
+    assert report["intent_accuracy"] >= 0.75, report  # 84.2% measured, see test_heldout_accuracy
 
 
 @pytest.mark.rasa
