@@ -416,3 +416,11 @@ async def test_a_part_of_the_place_said_again_keeps_the_whole_place(service, con
     assert again["request_number"] is None, again
     read_back = await client.say("13859901234")
     assert any("祥芝镇大堡村" in r for r in read_back["replies"]), read_back
+
+
+async def test_a_yes_with_a_remark_that_contrasts_still_files(service, conn):
+    client = ChatClient(service.url)
+    await client.say(LAMP)
+    await client.say("13859901234")
+    done = await client.say("对，这回要派人晚上来看，不是白天走一圈就算了")
+    assert done["request_number"], done

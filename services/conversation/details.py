@@ -190,8 +190,9 @@ def about_place(text: str) -> bool:
     return bool(_ABOUT_PLACE.search(text))
 
 
-# Words that take a read-back back ("…，不对，地址错了"); "是不是" asks, it does not deny.
-_TAKES_BACK = re.compile(r"不对|错了|写错|说错|搞错|(?<!是)不是|改成|改为|换成|更正|修改|应该是")
+# Words that take a read-back back ("…，不对，地址错了"). Not a bare "不是": in a remark it
+# sets one thing against another ("要镇领导给个说法，不是村干部").
+_TAKES_BACK = re.compile(r"不对|错了|写错|说错|搞错|改成|改为|换成|更正|修改|应该是")
 
 
 def takes_back(text: str) -> bool:

@@ -783,9 +783,16 @@ class _Dialogue:
             return
         said = said_number(parse.text)
         unread = draft.get("phone_said")  # a number said before, kept below
-        if act.act == "affirm" and not said and not unread and goes_ahead(parse.text):
+        if (
+            act.act == "affirm"
+            and draft["request_type"] != "consult"
+            and not said
+            and not unread
+            and goes_ahead(parse.text)
+        ):
             # "确认，提交吧" where the phone was asked: the citizen goes on without one (a
-            # bare "好的" may come before the number, and is asked again)
+            # bare "好的" may come before the number, and is asked again). Not a question:
+            # the unit answers it by phone, and "好 按呢就好" there ends it, not files it
             draft["phone_declined"] = True
             await self.ask_next(agreed=True)
             return
