@@ -36,6 +36,7 @@ CONVERSATION_HELDOUT = DATA_DIR / "heldout_conversation.jsonl"
 # written outside the team (tests/data/blind/README.md): measured here, never trained or tuned on
 BLIND_ROUTING = ROOT / "tests" / "data" / "blind" / "routing.jsonl"
 BLIND_ROUTING_V2 = ROOT / "tests" / "data" / "blind" / "routing_v2.jsonl"
+BLIND_ROUTING_V3 = ROOT / "tests" / "data" / "blind" / "routing_v3.jsonl"
 CSV_FILES = [
     ROOT / "bench" / "data" / "teddy_style_a.csv",
     ROOT / "bench" / "data" / "teddy_style_b.csv",
@@ -87,6 +88,8 @@ def bench_builtin(settings: Settings, env: dict[str, str]) -> dict:
         out["blind"] = evaluate_engine(engine, read_jsonl(BLIND_ROUTING))
     if BLIND_ROUTING_V2.exists():
         out["blind_v2"] = evaluate_engine(engine, read_jsonl(BLIND_ROUTING_V2))
+    if BLIND_ROUTING_V3.exists():
+        out["blind_v3"] = evaluate_engine(engine, read_jsonl(BLIND_ROUTING_V3))
     return out
 
 
@@ -245,8 +248,9 @@ def print_table(results: dict) -> None:
     ]
     engines = {name: results[name] for name in ("builtin", "rasa") if results[name].get("heldout")}
     columns = [(name, "heldout") for name in engines]
-    if results["builtin"].get("blind"):
-        columns.append(("builtin", "blind"))
+    for part in ("blind", "blind_v2", "blind_v3"):
+        if results["builtin"].get(part):
+            columns.append(("builtin", part))
     print(f"{'':28}" + "".join(f"{name + ' ' + part:>18}" for name, part in columns))
     for key in keys:
         print(f"{key:28}" + "".join(f"{str(results[n][p][key]):>18}" for n, p in columns))
