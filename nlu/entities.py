@@ -78,9 +78,15 @@ class EntityExtractor:
 
     def _describe(self, location: str, hits: list[Hit]) -> Address:
         address = Address(text=location)
-        # the most specific hit names the place, the area comes from whichever hit knows it
+        # the most specific hit names the place; the area is the town or street the citizen
+        # named, else whichever hit knows it ("锦尚镇港边村": 锦尚镇, though the gazetteer has a
+        # 港边村 in another town)
+        named_areas = [h for h in hits if h.place.level in _AREA_LEVELS and h.place.area]
+        if named_areas:
+            address.area = named_areas[0].place.area
+            address.territorial_unit = named_areas[0].place.unit
         for hit in sorted(hits, key=lambda h: _LEVEL_RANK.get(h.place.level, 9)):
-            if address.place is None and hit.place.level not in ("subdistrict", "town", "zone"):
+            if address.place is None and hit.place.level not in _AREA_LEVELS:
                 address.place = hit.place.name
             if address.area is None and hit.place.area:
                 address.area = hit.place.area
@@ -109,6 +115,7 @@ def cpca_record(cpca, location: str) -> dict:  # noqa: ANN001 - the cpca module
     return one(location, False, {})
 
 
+_AREA_LEVELS = ("subdistrict", "town", "zone")
 _LEVEL_RANK = {
     "landmark": 0,
     "community": 1,

@@ -100,7 +100,8 @@ def place_spans(text: str, known: list[tuple[int, int]]) -> list[tuple[int, int]
         spans.extend(_close(run, tokens, i))
         run = []
     spans.extend(_close(run, tokens, len(tokens)))
-    return spans
+    # one character is no place: the tagger reads the Minnan pronoun 伊 ("he") as a place name
+    return [(a, b) for a, b in spans if b - a >= 2]
 
 
 def _close(run: list[Word], tokens: list[Word], after: int) -> list[tuple[int, int]]:

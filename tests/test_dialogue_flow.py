@@ -424,3 +424,34 @@ async def test_a_yes_with_a_remark_that_contrasts_still_files(service, conn):
     await client.say("13859901234")
     done = await client.say("对，这回要派人晚上来看，不是白天走一圈就算了")
     assert done["request_number"], done
+
+
+async def test_a_phone_alone_after_a_filing_files_nothing_more(service, conn):
+    client = ChatClient(service.url)
+    await client.say(LAMP)
+    await client.say("13859901234")
+    filed = await client.say("确认")
+    assert filed["request_number"], filed
+    noted = await client.say("电话 一三九 零五九八 六六二五")
+    assert noted["request_number"] is None and "请确认" not in " ".join(noted["replies"]), noted
+    assert any("已记下您的联系方式" in r for r in noted["replies"]), noted
+    stray = await conn.fetchval(
+        "SELECT count(*) FROM work_orders WHERE content LIKE $1", "%一三九 零五九八%"
+    )
+    assert stray == 0
+
+
+async def test_thanks_told_at_length_to_a_town_are_praise_not_thanks_to_the_bot(service, conn):
+    client = ChatClient(service.url)
+    first = await client.say(
+        "我要感谢灵秀镇政府的工作人员，上个月帮我们村把那条烂泥路修成了水泥路，老人走路方便多了"
+    )
+    assert "不客气" not in " ".join(first["replies"]), first
+
+
+def test_a_town_named_with_its_village_is_the_area():
+    from nlu.entities import EntityExtractor
+    from nlu.gazetteer import Gazetteer
+
+    found = EntityExtractor(Gazetteer.load()).extract("锦尚镇港边村的路灯坏了").address
+    assert found is not None and found.territorial_unit == "jinshang", found

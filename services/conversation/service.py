@@ -477,6 +477,11 @@ class _Dialogue:
         if parse.entities.request_numbers and not await self.matter_beside_old_number(parse):
             await self.report_progress(parse.entities.request_numbers[0])
             return
+        if parse.entities.phones and extra_words(parse) <= PHONE_ONLY_CHARS:
+            # a phone (and maybe a place) alone is no matter: kept for the one that follows
+            # (after a filing, "电话 一三七…" would otherwise be filed as a question)
+            self.say(replies.DETAILS_NOTED)
+            return
         kind = announced_type(parse.text)
         if kind is not None:
             # "我要投诉" alone: the matter comes next, and it is the order's text
@@ -537,6 +542,8 @@ class _Dialogue:
         return self.s.acts.classify(parse.text, "confirm", parse.entities).act == "ask_human"
 
     def thanks_to_bot(self, parse: ParseResult) -> bool:
+        if len(compact(parse.text)) > THANKS_TO_BOT_CHARS:
+            return False  # thanks told at length name a unit or a person and what they did
         found = self.s.acts.classify(parse.text, "kb_answer", parse.entities)
         return found.act == "thanks" and found.confidence >= 0.5
 
@@ -1155,6 +1162,10 @@ REMARK_CHARS = 6
 YES_FIRST_ACTS = ("correct", "new_request", "deny", "provide_info")
 # below this many characters beside a quoted number, a message asks about that request
 OLD_NUMBER_MATTER_CHARS = 20
+# a message with a phone and at most this many other characters ("我的电话是…") tells no matter
+PHONE_ONLY_CHARS = 6
+# thanks to the bot are short ("谢谢，知道了了"); longer thanks praise someone's work
+THANKS_TO_BOT_CHARS = 16
 # Characters beside a place or phone from which a reply to emergency advice says more of the
 # matter.
 AFTER_ADVICE_WORDS = 6
