@@ -181,30 +181,32 @@ async def test_understood_thanks_at_a_consultations_read_back_files_nothing(serv
 LAMP = "我们小区门口的路灯坏了好几天了，在湖滨街道长福路"
 
 
-async def test_an_urgent_yes_at_the_read_back_is_a_yes_not_an_alarm(service, conn):
-    # the message classifier fires on pleading words; the reply names no danger and reads
-    # as a yes at the read-back: the order is filed and no emergency advice is given
+async def at_the_read_back(service) -> ChatClient:
+    """A web chat at the read-back of the street-lamp complaint, its phone given."""
     client = ChatClient(service.url)
     await client.say(LAMP)
     read_back = await client.say("13859901234")
     assert any("请确认" in r for r in read_back["replies"]), read_back
+    return client
+
+
+async def test_an_urgent_yes_at_the_read_back_is_a_yes_not_an_alarm(service, conn):
+    # the message classifier fires on pleading words; the reply names no danger and reads
+    # as a yes at the read-back: the order is filed and no emergency advice is given
+    client = await at_the_read_back(service)
     done = await client.say("是的没错 快来人啊 帮帮忙")
     assert done["request_number"], done
     assert not done.get("emergency") and "120" not in " ".join(done["replies"]), done
 
 
 async def test_a_danger_named_at_the_read_back_still_gets_the_advice(service, conn):
-    client = ChatClient(service.url)
-    await client.say(LAMP)
-    await client.say("13859901234")
+    client = await at_the_read_back(service)
     alarm = await client.say("对，可是楼下厨房着火了，烟好大")
     assert "119" in alarm["replies"][0] and alarm["request_number"] is None, alarm
 
 
 async def test_a_yes_with_a_remark_at_the_read_back_files_with_the_remark(service, conn):
-    client = ChatClient(service.url)
-    await client.say(LAMP)
-    await client.say("13859901234")
+    client = await at_the_read_back(service)
     done = await client.say("行 确认 还有就是上次反映的也没人管")
     assert done["request_number"], done
     row = await order(conn, done["request_number"])
@@ -336,10 +338,7 @@ async def test_a_place_given_after_an_answer_makes_the_question_a_request(servic
 async def test_a_yes_then_a_threat_naming_the_city_files_and_keeps_the_place(service, conn):
     # the remark names a place ("全石狮") and reads as a correction as a whole; its first
     # part alone is a yes, and nothing after it takes the read-back back
-    client = ChatClient(service.url)
-    await client.say(LAMP)
-    read_back = await client.say("13859901234")
-    assert any("请确认" in r for r in read_back["replies"]), read_back
+    client = await at_the_read_back(service)
     done = await client.say("对，再拖下去我就把照片发到石狮的论坛上，让大家评评理")
     assert done["request_number"], done
     row = await order(conn, done["request_number"])
@@ -348,9 +347,7 @@ async def test_a_yes_then_a_threat_naming_the_city_files_and_keeps_the_place(ser
 
 
 async def test_a_yes_then_a_correction_is_still_a_correction(service, conn):
-    client = ChatClient(service.url)
-    await client.say(LAMP)
-    await client.say("13859901234")
+    client = await at_the_read_back(service)
     again = await client.say("对，不过地址写错了，是湖滨街道石泉新村")
     assert again["request_number"] is None, again
     assert "湖滨街道" in again["replies"][-1], again
@@ -374,9 +371,7 @@ async def test_a_repeat_complaint_quoting_an_unknown_old_number_is_a_new_request
 
 
 async def test_a_number_the_centre_holds_is_answered_with_its_progress(service, conn):
-    client = ChatClient(service.url)
-    await client.say(LAMP)
-    await client.say("13859901234")
+    client = await at_the_read_back(service)
     filed = await client.say("确认")
     number = filed["request_number"]
     other = ChatClient(service.url)
@@ -419,17 +414,13 @@ async def test_a_part_of_the_place_said_again_keeps_the_whole_place(service, con
 
 
 async def test_a_yes_with_a_remark_that_contrasts_still_files(service, conn):
-    client = ChatClient(service.url)
-    await client.say(LAMP)
-    await client.say("13859901234")
+    client = await at_the_read_back(service)
     done = await client.say("对，这回要派人晚上来看，不是白天走一圈就算了")
     assert done["request_number"], done
 
 
 async def test_a_phone_alone_after_a_filing_files_nothing_more(service, conn):
-    client = ChatClient(service.url)
-    await client.say(LAMP)
-    await client.say("13859901234")
+    client = await at_the_read_back(service)
     filed = await client.say("确认")
     assert filed["request_number"], filed
     noted = await client.say("电话 一三九 零五九八 六六二五")
