@@ -28,6 +28,20 @@ async def order(conn, number: str):
     return await conn.fetchrow("SELECT * FROM work_orders WHERE request_number = $1", number)
 
 
+async def sms_question_then(service, conn, reply: str, phone: str):
+    """A question the base cannot answer, texted by SMS, then `reply`: the state the draft
+    was in (its read-back) and the reply's result."""
+    talk = service.ctx.conversation
+    session = f"sms-{uuid.uuid4().hex[:8]}"
+    state = "idle"
+    for text in ("我想问一下退休返聘的人发生工伤怎么算", reply):
+        result = await talk.handle(Inbound("sms", session, text, phone=phone))
+        convo = await dialogue_of(conn, result.conversation_id)
+        if convo.get("draft"):
+            state = convo["state"]
+    return state, result
+
+
 # -- the text a draft is routed on ---------------------------------------------------------
 
 
@@ -158,14 +172,7 @@ async def test_understood_thanks_at_a_consultations_read_back_files_nothing(serv
     # a question the base could not answer goes on as a consultation; a citizen who says
     # they understand now takes it as settled: no order. A complaint read back with
     # "好的，谢谢" is still filed.
-    talk = service.ctx.conversation
-    session = f"sms-{uuid.uuid4().hex[:8]}"
-    state = "idle"
-    for text in ("我想问一下退休返聘的人发生工伤怎么算", "哦 我懂了 多谢"):
-        result = await talk.handle(Inbound("sms", session, text, phone="13859900002"))
-        convo = await dialogue_of(conn, result.conversation_id)
-        if convo.get("draft"):
-            state = convo["state"]
+    state, result = await sms_question_then(service, conn, "哦 我懂了 多谢", "13859900002")
     assert state == "await_confirm", "the question went on as a consultation, read back"
     assert result.request_number is None and "不登记" in result.replies[0]
     assert await conn.fetchval("SELECT count(*) FROM work_orders") == 0
@@ -311,14 +318,7 @@ def test_a_second_look_when_the_router_abstains():
 async def test_a_yes_word_with_i_will_see_to_it_myself_files_no_consultation(service, conn):
     # the texter's number is known, so the consultation is read back at once; "行，那我自己
     # 找人问问" settles it: nothing is filed (a plain yes still files: the test above)
-    talk = service.ctx.conversation
-    session = f"sms-{uuid.uuid4().hex[:8]}"
-    state = "idle"
-    for text in ("我想问一下退休返聘的人发生工伤怎么算", "行 那我自己找人问问"):
-        result = await talk.handle(Inbound("sms", session, text, phone="13859900003"))
-        convo = await dialogue_of(conn, result.conversation_id)
-        if convo.get("draft"):
-            state = convo["state"]
+    state, result = await sms_question_then(service, conn, "行 那我自己找人问问", "13859900003")
     assert state == "await_confirm"
     assert result.request_number is None and "不登记" in result.replies[0], result
 

@@ -8,7 +8,7 @@ import re
 import unicodedata
 from typing import Any
 
-from nlu.types import ParseResult
+from nlu.types import Address, ParseResult
 
 MAX_LOCATION_CHARS = 200
 # Characters beyond a detail's own words from which a reply also says more about the matter.
@@ -157,16 +157,20 @@ def take_details(draft: dict, parse: ParseResult, *, replace: bool) -> list[str]
         draft["phone"] = phones[-1]  # "不是138…，是139…": the new number comes last
         taken.append("phone")
     address = parse.entities.address
-    known = compact(draft.get("location") or "")
-    if address is not None and known and compact(address.text) in known:
-        # "村子我已经说了，港边村！": a part of the place already known says nothing new, and
-        # taken alone it loses the town the citizen named with it
+    if said_again(draft, address):
         address = None
     if address is not None and (replace or not draft.get("location")):
         draft["location"] = address.text[:MAX_LOCATION_CHARS]
         draft["address"] = address_dict(address)
         taken.append("location")
     return taken
+
+
+def said_again(draft: dict, address: Address | None) -> bool:
+    """Whether a place is a part of the draft's place ("村子我已经说了，港边村！"): it says
+    nothing new, and taken alone it would lose the town the citizen named with it."""
+    known = compact(draft.get("location") or "")
+    return address is not None and bool(known) and compact(address.text) in known
 
 
 class _Kept:
@@ -222,15 +226,15 @@ def new_value(text: str) -> str:
 
 def apply_correction(draft: dict, parse: ParseResult, place_of) -> str:
     """Change the draft as a correction at the read-back says; returns what changed
-    (phone, location, content; same_location when the place was only said again). `place_of(text)` reads a place from a part of the text."""
+    (phone, location, content; same_location when the place was only said again).
+    `place_of(text)` reads a place from a part of the text."""
     text = parse.text.strip()
     if parse.entities.phones:
         draft["phone"] = parse.entities.phones[-1]
         return "phone"
     tail = new_value(text)
-    said = parse.entities.address
-    if said is not None and compact(said.text) in compact(draft.get("location") or ""):
-        return "same_location"  # the place said again ("我说了，港边村！"): nothing changes
+    if said_again(draft, parse.entities.address):
+        return "same_location"
     if parse.entities.address is not None or _ABOUT_PLACE.search(text):
         address = place_of(tail) if tail else None
         address = address or parse.entities.address

@@ -1164,7 +1164,7 @@ YES_FIRST_ACTS = ("correct", "new_request", "deny", "provide_info")
 OLD_NUMBER_MATTER_CHARS = 20
 # a message with a phone and at most this many other characters ("我的电话是…") tells no matter
 PHONE_ONLY_CHARS = 6
-# thanks to the bot are short ("谢谢，知道了了"); longer thanks praise someone's work
+# thanks to the bot are short ("谢谢，知道了"); longer thanks praise someone's work
 THANKS_TO_BOT_CHARS = 16
 # Characters beside a place or phone from which a reply to emergency advice says more of the
 # matter.
