@@ -446,3 +446,72 @@ def test_a_town_named_with_its_village_is_the_area():
 
     found = EntityExtractor(Gazetteer.load()).extract("锦尚镇港边村的路灯坏了").address
     assert found is not None and found.territorial_unit == "jinshang", found
+
+
+# -- replies of the fifth round (classes read off the v4 analysis set, in our words) -------
+
+
+async def test_this_number_on_the_web_reads_back_without_one_and_files(service, conn):
+    # the citizen takes it that the centre sees the number they write from: on the web it
+    # does not, so the request goes on without a phone, and the citizen is told so
+    client = ChatClient(service.url)
+    await client.say(LAMP)
+    seen = await client.say("你们就打我这个号码吧")
+    assert any("看不到您的电话号码" in r for r in seen["replies"]), seen
+    assert any("请确认" in r for r in seen["replies"]), seen
+    done = await client.say("对")
+    assert done["request_number"], done
+    assert (await order(conn, done["request_number"]))["contact_phone"] is None
+
+
+async def test_a_yes_after_the_phone_was_asked_twice_files_without_one(service, conn):
+    client = ChatClient(service.url)
+    await client.say(LAMP)
+    again = await client.say("嗯 好")
+    assert again["request_number"] is None and any("不留" in r for r in again["replies"]), again
+    done = await client.say("嗯嗯 可以的")
+    assert done["request_number"], done
+    assert any("没有留联系电话" in r for r in done["replies"]), done
+
+
+async def test_more_of_the_matter_with_submit_where_the_phone_was_asked_files_it(service, conn):
+    client = ChatClient(service.url)
+    await client.say(LAMP)
+    done = await client.say("晚上八点以后整条路黑漆漆的 你们直接登记提交吧")
+    assert done["request_number"], done
+    assert "八点以后" in (await order(conn, done["request_number"]))["content"]
+
+
+async def test_a_wish_for_a_person_at_the_end_of_a_correction_hands_over(service, conn):
+    client = await at_the_read_back(service)
+    handed = await client.say("不对，你没弄明白我的意思，算了算了，转人工吧")
+    assert handed["mode"] == "waiting_agent" and handed["request_number"] is None, handed
+
+
+async def test_no_need_for_a_person_is_no_hand_over(service, conn):
+    client = await at_the_read_back(service)
+    done = await client.say("不用转人工了，就这样提交")
+    assert done["mode"] == "bot" and done["request_number"], done
+
+
+async def test_a_remark_with_submit_at_the_read_back_files_with_the_remark(service, conn):
+    client = await at_the_read_back(service)
+    done = await client.say("你把晚上十点以后也写进去，写完就提交")
+    assert done["request_number"], done
+    assert "晚上十点以后" in (await order(conn, done["request_number"]))["content"]
+
+
+async def test_the_number_the_citizen_names_is_advised_first(service, conn):
+    client = ChatClient(service.url)
+    alarm = await client.say("楼道里煤气味特别冲，我这就打119，先把老人带下楼")
+    advice = alarm["replies"][0]
+    assert "119" in advice and advice.index("119") < min(
+        (advice.index(n) for n in ("110", "120") if n in advice), default=len(advice)
+    ), alarm
+
+
+async def test_nobody_hurt_where_the_phone_was_asked_is_no_alarm(service, conn):
+    client = ChatClient(service.url)
+    await client.say("台风过后我们巷口一棵大树倒了，横在路中间，在凤里街道宝岛中路")
+    calm = await client.say("没有没有 没人受伤 就是横在那里过不去")
+    assert not any("紧急" in r for r in calm["replies"]), calm

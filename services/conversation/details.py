@@ -213,6 +213,54 @@ def goes_ahead(text: str) -> bool:
     return bool(_GOES_AHEAD.search(text))
 
 
+# "提交" at the read-back asks for the filing whatever else the reply says ("你把时间写进去，
+# 写了就提交"): the rest is a remark, unless it takes the read-back back or names the place
+# or phone to change.
+_SUBMITS = re.compile(r"提交|递交|报上去")
+_NAMES_A_SLOT = re.compile(r"地点|地址|位置|电话|号码|手机")
+
+
+def submits_with_remark(text: str) -> bool:
+    """Whether a reply to the read-back asks to file and adds only a remark."""
+    return bool(_SUBMITS.search(text)) and not takes_back(text) and not _NAMES_A_SLOT.search(text)
+
+
+# "就打我这个号码", "电话就这个": the citizen takes it that the centre sees the number they
+# write from. On the web and WeChat it does not: there is no number to take.
+_OWN_NUMBER = re.compile(
+    r"(这个|本|此|我这)(手机|电话|号码|号)|(电话|号码|手机号?)就(是)?(这个|这|用这)|来电号码|打我这"
+)
+
+
+def own_number(text: str) -> bool:
+    """Whether a reply where the phone was asked points at "this number" instead of one."""
+    return bool(_OWN_NUMBER.search(text))
+
+
+# An explicit wish for a person, wherever it stands in a reply ("不对，你理解错了，算了，
+# 转人工吧"); not when the citizen says they need none ("不用转人工").
+_WANTS_PERSON = re.compile(
+    r"(转|找|要|接)(个)?人工|人工(客服|服务|坐席)|真人(客服)?|(跟|和|找)(个)?(真)?人(讲|说|谈|聊)"
+)
+_NO_PERSON = re.compile(r"(不用|不要|别|不需要|无需|毋免)(转|找|要)?(个)?人工")
+
+
+def asks_for_person(text: str) -> bool:
+    """Whether a reply asks to talk to an agent."""
+    return bool(_WANTS_PERSON.search(text)) and not _NO_PERSON.search(text)
+
+
+# "没人受伤", "人已经出来了": the danger is over or never was; the reply is no alarm.
+_ALL_CLEAR = re.compile(
+    r"(没|没有|无)(人)?(受伤|伤到人|伤人|危险)|人(都)?没事|(人|都)(已经|刚)?(出来|救出来|救上来)了"
+)
+
+
+def all_clear(text: str) -> bool:
+    """Whether a reply says that nobody is in danger."""
+    return bool(_ALL_CLEAR.search(text))
+
+
 def new_value(text: str) -> str:
     """The part of a correction after its last "改成 / 是 / 应该是…": the new value."""
     tail = text.strip()

@@ -41,6 +41,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Protocol
@@ -61,16 +62,20 @@ from services.conversation.details import (
     MAX_LOCATION_CHARS,
     about_place,
     add_matter,
+    all_clear,
     announced_type,
     announces_only,
     apply_correction,
+    asks_for_person,
     choice_number,
     clauses,
     compact,
     extra_words,
     goes_ahead,
+    own_number,
     routing_text,
     said_number,
+    submits_with_remark,
     take_details,
     takes_back,
     thin_matter,
@@ -366,7 +371,7 @@ class _Dialogue:
             parse = replace(parse, emergency=None)
         # Danger overrides any state; the draft (if any) waits where it was.
         if parse.emergency is not None:
-            self.say(replies.emergency(parse.emergency.numbers))
+            self.say(replies.emergency(named_first(parse.emergency.numbers, parse.text)))
             await self.after_emergency_advice(parse)
             return
         if parse.problem in ("empty", "no_words"):
@@ -384,8 +389,16 @@ class _Dialogue:
             return
         # A reply in a waiting state is read as a dialogue act in that state.
         act = self.act(parse, family)
-        if act.act == "emergency" and act.confidence >= EMERGENCY_ACT_CONFIDENCE:
-            self.say(replies.emergency(emergency_numbers(parse.text)))
+        if act.act != "ask_human" and asks_for_person(parse.text):
+            # "不对，你理解错了…算了，转人工吧": the wish for a person wins over the rest
+            act = replace(act, act="ask_human")
+            self.turn.act = act
+        if (
+            act.act == "emergency"
+            and act.confidence >= EMERGENCY_ACT_CONFIDENCE
+            and not all_clear(parse.text)
+        ):
+            self.say(replies.emergency(named_first(emergency_numbers(parse.text), parse.text)))
             return
         forwards = act.act == "ask_human" or (
             self.state in ("await_feedback", "await_offer", "await_kb_choice")
@@ -714,6 +727,7 @@ class _Dialogue:
             and not draft.get("phone_declined")
         ):
             self.d["state"] = "await_phone"
+            draft["phone_asks"] = int(draft.get("phone_asks", 0)) + 1
             self.say(replies.ASK_PHONE)
         elif agreed:
             await self.file()
@@ -781,27 +795,29 @@ class _Dialogue:
             draft["phone_declined"] = True  # an anonymous request is still filed
             await self.ask_next()
             return
+        said = said_number(parse.text)
+        unread = draft.get("phone_said")  # a number said before, kept below
+        if draft["request_type"] != "consult" and not said and not unread:
+            # Not a question: the unit answers it by phone, and "好 按呢就好" there ends it
+            if self.goes_on_without_phone(parse, act):
+                more = act.act in ("new_request", "correct") or extra_words(parse) >= EXTRA_WORDS
+                if more and not taken:  # "对 七点半那时候 提交" (with a place: kept above)
+                    add_matter(draft, parse.text, routed=False)
+                draft["phone_declined"] = True
+                await self.ask_next(agreed=True)
+                return
+            if own_number(parse.text):
+                # "就打我这个号码": there is no number to take here; read back without one
+                draft["phone_declined"] = True
+                self.say(replies.NO_NUMBER_SEEN)
+                await self.ask_next()
+                return
         if "location" in taken:
             await self.ask_next()  # a place given instead: used, and the phone asked again
             return
         if act.act in ("new_request", "correct") and not parse.entities.phones:
             add_matter(draft, parse.text)
             await self.ask_next()
-            return
-        said = said_number(parse.text)
-        unread = draft.get("phone_said")  # a number said before, kept below
-        if (
-            act.act == "affirm"
-            and draft["request_type"] != "consult"
-            and not said
-            and not unread
-            and goes_ahead(parse.text)
-        ):
-            # "确认，提交吧" where the phone was asked: the citizen goes on without one (a
-            # bare "好的" may come before the number, and is asked again). Not a question:
-            # the unit answers it by phone, and "好 按呢就好" there ends it, not files it
-            draft["phone_declined"] = True
-            await self.ask_next(agreed=True)
             return
         if said:
             draft["phone_said"] = said  # a number, but not a valid one: kept as said
@@ -814,7 +830,18 @@ class _Dialogue:
             draft["phone_declined"] = True
             await self.ask_next(agreed=act.act == "affirm")
             return
+        draft["phone_asks"] = int(draft.get("phone_asks", 0)) + 1
         self.say(replies.ASK_PHONE_AGAIN)
+
+    def goes_on_without_phone(self, parse: ParseResult, act: DialogueAct) -> bool:
+        """ "确认，提交吧" where the phone was asked, or a yes after the phone was asked twice:
+        the citizen goes on without one. A bare "好的" to the first ask may come before the
+        number, and is asked again."""
+        if act.act not in ("affirm", "new_request", "provide_info"):
+            return False
+        if goes_ahead(parse.text):
+            return True
+        return act.act == "affirm" and int(self.d["draft"].get("phone_asks", 0)) >= 2
 
     async def on_confirm(self, parse: ParseResult, act: DialogueAct) -> None:
         draft = self.d["draft"]
@@ -841,6 +868,11 @@ class _Dialogue:
             return
         if act.act == "deny":
             self.say(replies.ASK_WHAT_TO_CHANGE)
+            return
+        if act.act != "cancel" and not parse.entities.phones and submits_with_remark(parse.text):
+            # "你把早上六点到九点写进去，写了就提交": filed, the words kept as a remark
+            add_matter(draft, parse.text, routed=False)
+            await self.file()
             return
         # a place told after the yes ("对，在湖滨街道那边") is a detail, read back again
         detail = act.act == "provide_info" and parse.entities.address is not None
@@ -1151,7 +1183,16 @@ RATING_WORDS = 5
 EMERGENCY_ACT_CONFIDENCE = 0.8
 # The acts that overrule the message classifier's alarm on a reply naming no danger, and how
 # sure the act must be.
-CALM_ACTS = ("affirm", "deny", "cancel", "correct", "provide_info", "thanks", "choose")
+CALM_ACTS = (
+    "affirm",
+    "deny",
+    "cancel",
+    "correct",
+    "provide_info",
+    "thanks",
+    "choose",
+    "ask_human",
+)
 CALM_ACT_CONFIDENCE = 0.7
 # How sure the first part of a reply to the read-back must be a yes to file with a remark.
 YES_FIRST_CONFIDENCE = 0.8
@@ -1169,6 +1210,15 @@ THANKS_TO_BOT_CHARS = 16
 # Characters beside a place or phone from which a reply to emergency advice says more of the
 # matter.
 AFTER_ADVICE_WORDS = 6
+
+
+def named_first(numbers: tuple[str, ...], text: str) -> tuple[str, ...]:
+    """The emergency numbers to advise, the one the citizen names ("我马上打119") first."""
+    named = [n for n in _EMERGENCY_NUMBER.findall(text) if n in ("110", "119", "120")]
+    return tuple(dict.fromkeys([*named, *numbers]))
+
+
+_EMERGENCY_NUMBER = re.compile(r"(?<!\d)(11[09]|120)(?!\d)")
 
 
 def emergency_numbers(text: str) -> tuple[str, ...]:
