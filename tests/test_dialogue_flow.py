@@ -515,3 +515,16 @@ async def test_nobody_hurt_where_the_phone_was_asked_is_no_alarm(service, conn):
     await client.say("台风过后我们巷口一棵大树倒了，横在路中间，在凤里街道宝岛中路")
     calm = await client.say("没有没有 没人受伤 就是横在那里过不去")
     assert not any("紧急" in r for r in calm["replies"]), calm
+
+
+async def test_calling_the_fire_brigade_after_the_advice_files_nothing(service, conn):
+    # the place of a fire told after the advice starts a draft (it might have been a matter
+    # for 12345); "我马上打119" to the next question ends it: nothing is filed
+    client = ChatClient(service.url)
+    alarm = await client.say("对面那栋楼冒出好大的火，窗户都烧红了")
+    assert "119" in alarm["replies"][0], alarm
+    await client.say("凤里街道 宝岛中路 那排店面")
+    ends = await client.say("好好 我马上打119")
+    assert ends["request_number"] is None, ends
+    assert "draft" not in await dialogue_of(conn, ends["conversation_id"]), ends
+    assert await conn.fetchval("SELECT count(*) FROM work_orders WHERE content LIKE '%烧红%'") == 0

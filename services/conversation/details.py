@@ -250,6 +250,17 @@ def asks_for_person(text: str) -> bool:
     return bool(_WANTS_PERSON.search(text)) and not _NO_PERSON.search(text)
 
 
+# "我马上打119", "已经报警了": the citizen turns to the emergency service.
+_CALLS_EMERGENCY = re.compile(
+    r"(打|拨|叫|报)(了)?(个)?\s*(110|119|120|火警|救护车|警察|消防)|报警|报了警|(110|119|120)(已经)?打了"
+)
+
+
+def calls_emergency(text: str) -> bool:
+    """Whether a reply says the citizen is calling (or has called) an emergency number."""
+    return bool(_CALLS_EMERGENCY.search(text))
+
+
 # "没人受伤", "人已经出来了": the danger is over or never was; the reply is no alarm.
 _ALL_CLEAR = re.compile(
     r"(没|没有|无)(人)?(受伤|伤到人|伤人|危险)|人(都)?没事|(人|都)(已经|刚)?(出来|救出来|救上来)了"

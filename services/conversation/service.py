@@ -67,6 +67,7 @@ from services.conversation.details import (
     announces_only,
     apply_correction,
     asks_for_person,
+    calls_emergency,
     choice_number,
     clauses,
     compact,
@@ -366,6 +367,13 @@ class _Dialogue:
         return found
 
     async def step(self, parse: ParseResult) -> None:
+        if self.calls_for_help_instead(parse):
+            # "好好好，我打119" to a question about a matter that came after emergency advice:
+            # the citizen is calling the emergency service; nothing is filed
+            self.d.pop("draft", None)
+            self.d["state"] = "idle"
+            self.say(replies.AFTER_EMERGENCY)
+            return
         if parse.emergency is not None and self.a_reply_not_an_alarm(parse):
             self.turn.calm = True
             parse = replace(parse, emergency=None)
@@ -476,6 +484,8 @@ class _Dialogue:
             if original.request_type in REQUEST_TYPES:
                 self.unsure(reset=True)
                 await self.start_request(original)
+                if "draft" in self.d:
+                    self.d["draft"]["after_alarm"] = True
                 return
         if act.act in ("affirm", "thanks", "deny", "cancel"):
             self.say(replies.AFTER_EMERGENCY)
@@ -832,6 +842,14 @@ class _Dialogue:
             return
         draft["phone_asks"] = int(draft.get("phone_asks", 0)) + 1
         self.say(replies.ASK_PHONE_AGAIN)
+
+    def calls_for_help_instead(self, parse: ParseResult) -> bool:
+        draft = self.d.get("draft") or {}
+        return (
+            bool(draft.get("after_alarm"))
+            and calls_emergency(parse.text)
+            and not (goes_ahead(parse.text))
+        )
 
     def goes_on_without_phone(self, parse: ParseResult, act: DialogueAct) -> bool:
         """ "确认，提交吧" where the phone was asked, or a yes after the phone was asked twice:
