@@ -34,7 +34,10 @@ _GENERIC = set(
     # ("想读公办小学", "人才公寓怎么申请")
     "老乡 同乡 家乡 城乡 下乡 回乡 上门 出门 进门 "
     "公办小学 民办小学 公办学校 民办学校 公办幼儿园 民办幼儿园 公办中学 民办中学 "
-    "人才公寓 公租房 廉租房 养老院 敬老院".split()
+    "人才公寓 公租房 廉租房 养老院 敬老院 "
+    # numbers and rooms of no particular place ("手机号 138…", "信号", "厂里办公室")
+    "手机号 电话号 信号 账号 型号 挂号 口号 问号 符号 记号 暗号 小号 大号 "
+    "办公室 会议室 教室 卧室 浴室 科室 诊室 值班室 宿舍楼".split()
 )
 # Words inside a place name may be names, nouns, numbers or letters …
 _NAME_TAGS = ("ns", "nr", "nrt", "nrfg", "nz", "n", "m", "eng", "j", "nt", "s", "f")

@@ -155,3 +155,10 @@ def test_place_is_cut_at_real_place_words(extractor, text, place):
 def test_no_place_where_none_is_named(extractor, text):
     address = extractor.extract(text).address
     assert address is None, address
+
+
+def test_numbers_and_rooms_of_no_particular_place_are_no_place(extractor):
+    # "号" and "室" end place names (3号楼, 302室); "手机号", "信号", "办公室" name none
+    for text in ("手机号 13850476120 移动的", "移动信号太差了", "电话打厂里办公室就行"):
+        assert extractor.extract(text).address is None, text
+    assert extractor.extract("湖滨街道3号楼302室").address.text == "湖滨街道3号楼302室"
