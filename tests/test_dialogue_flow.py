@@ -528,3 +528,17 @@ async def test_calling_the_fire_brigade_after_the_advice_files_nothing(service, 
     assert ends["request_number"] is None, ends
     assert "draft" not in await dialogue_of(conn, ends["conversation_id"]), ends
     assert await conn.fetchval("SELECT count(*) FROM work_orders WHERE content LIKE '%烧红%'") == 0
+
+
+async def test_more_words_after_the_advice_stay_with_the_first_message(service, conn):
+    # the advice was given (petrol is a sign of arson); the reply says more of the same
+    # matter: it joins the first message instead of starting a question of its own
+    client = ChatClient(service.url)
+    alarm = await client.say(
+        "我们楼下小卖部后面堆了好多桶汽油在散卖，楼上全住着人，在凤里街道长福路"
+    )
+    assert "110" in alarm["replies"][0] or "119" in alarm["replies"][0], alarm
+    more = await client.say("大概二十几桶 都是塑料桶装的")
+    draft = (await dialogue_of(conn, more["conversation_id"])).get("draft")
+    assert draft and "汽油" in draft["content"] and "塑料桶" in draft["content"], more
+    assert draft["request_type"] != "consult", draft

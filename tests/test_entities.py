@@ -162,3 +162,7 @@ def test_numbers_and_rooms_of_no_particular_place_are_no_place(extractor):
     for text in ("手机号 13850476120 移动的", "移动信号太差了", "电话打厂里办公室就行"):
         assert extractor.extract(text).address is None, text
     assert extractor.extract("湖滨街道3号楼302室").address.text == "湖滨街道3号楼302室"
+
+
+def test_a_question_about_the_town_names_no_place(extractor):
+    assert extractor.extract("想问问镇里这个钱去哪了，我电话 18760937625").address is None

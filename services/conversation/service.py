@@ -475,10 +475,14 @@ class _Dialogue:
         first = self.d.pop("emergency_text", "")
         self.d["state"] = "idle"
         details = bool(parse.entities.address or parse.entities.phones)
-        if first and (act.act in ("provide_info", "correct") or (details and act.act != "affirm")):
+        # "大概十几桶 塑料桶装的": more about the same matter, not a new one
+        more = act.act == "new_request"
+        if first and (
+            act.act in ("provide_info", "correct") or more or (details and act.act != "affirm")
+        ):
             self.remember_details(parse)
             original = await asyncio.to_thread(self.s.nlu.parse, first)
-            if extra_words(parse) >= AFTER_ADVICE_WORDS:
+            if more or extra_words(parse) >= AFTER_ADVICE_WORDS:
                 # "现在没动静了，是昨晚的事，在…": more about the matter, kept with it
                 original = replace(original, text=f"{first}\n{parse.text.strip()}")
             if original.request_type in REQUEST_TYPES:
