@@ -154,6 +154,7 @@ class _Turn:
     act: DialogueAct | None = None  # how a reply in a waiting state was read
     # the message classifier's alarm overruled: a reply read in its state, no danger named
     calm: bool = False
+    advised: tuple[str, ...] | None = None  # the emergency numbers the bot told to call
 
 
 class ConversationService:
@@ -251,7 +252,7 @@ class ConversationService:
             replies=turn.replies,
             request_number=turn.request_number,
             mode=mode,
-            emergency=list(parse.emergency.numbers) if parse.emergency and not turn.calm else None,
+            emergency=list(turn.advised) if turn.advised else alarm_of(parse, turn, mode),
             nlu=parsed | ({"dialogue_act": asdict(turn.act)} if turn.act else {}),
         )
 
@@ -360,6 +361,10 @@ class _Dialogue:
     def say(self, text: str) -> None:
         self.turn.replies.append(text)
 
+    def advise(self, numbers: tuple[str, ...]) -> None:
+        self.turn.advised = numbers
+        self.say(replies.emergency(numbers))
+
     def act(self, parse: ParseResult, family: str) -> DialogueAct:
         found = self.s.acts.classify(parse.text, family, parse.entities)
         log.debug("dialogue act %s (%.2f) in %s", found.act, found.confidence, family)
@@ -379,7 +384,7 @@ class _Dialogue:
             parse = replace(parse, emergency=None)
         # Danger overrides any state; the draft (if any) waits where it was.
         if parse.emergency is not None:
-            self.say(replies.emergency(named_first(parse.emergency.numbers, parse.text)))
+            self.advise(named_first(parse.emergency.numbers, parse.text))
             await self.after_emergency_advice(parse)
             return
         if parse.problem in ("empty", "no_words"):
@@ -406,7 +411,7 @@ class _Dialogue:
             and act.confidence >= EMERGENCY_ACT_CONFIDENCE
             and not all_clear(parse.text)
         ):
-            self.say(replies.emergency(named_first(emergency_numbers(parse.text), parse.text)))
+            self.advise(named_first(emergency_numbers(parse.text), parse.text))
             return
         forwards = act.act == "ask_human" or (
             self.state in ("await_feedback", "await_offer", "await_kb_choice")
@@ -1232,6 +1237,14 @@ THANKS_TO_BOT_CHARS = 16
 # Characters beside a place or phone from which a reply to emergency advice says more of the
 # matter.
 AFTER_ADVICE_WORDS = 6
+
+
+def alarm_of(parse: ParseResult, turn: _Turn, mode: str) -> list[str] | None:
+    """The message classifier's alarm on an agent's turn, where the bot gives no advice: the
+    agent's screen shows it."""
+    if mode != "agent" or parse.emergency is None or turn.calm:
+        return None
+    return list(parse.emergency.numbers)
 
 
 def named_first(numbers: tuple[str, ...], text: str) -> tuple[str, ...]:
