@@ -66,6 +66,8 @@ QUALITY_KEYS = (
     "false_answer_rate",
     "unanswerable_answered",
     "wrong_answers",
+    "answered_or_chosen",
+    "unanswerable_offered_choice",
     "p50_ms",
     "p99_ms",
 )

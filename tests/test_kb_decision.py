@@ -174,3 +174,29 @@ async def test_the_chat_on_a_one_question_base_answers_asks_to_choose_or_files(s
     result = await third.say(far)
     assert "都不是" not in "\n".join(result["replies"])
     assert not any(kb.entry(c.entry.id).answer in result["replies"] for c in got.candidates)
+
+
+def test_the_chat_outcomes_are_counted_answered_chosen_or_filed():
+    from knowledgebase.evaluation import LabelledQuery
+    from knowledgebase.retrieval import Candidate, Retrieval
+
+    entries = {i: FaqEntry(id=i, question=f"{i}？", answer="答复。", unit="") for i in "abcd"}
+
+    def got(confidence: float, *ids: str) -> Retrieval:
+        return Retrieval([Candidate(entries[i], 1.0, "") for i in ids], 0.9, confidence)
+
+    queries = [
+        LabelledQuery(n, "问", faq_id) for n, faq_id in enumerate(["a", "b", "c", None, None])
+    ]
+    results = [
+        got(0.95, "a", "b"),  # answered right on the spot
+        got(0.50, "c", "d", "b"),  # unsure: the list holds b, the citizen picks it
+        got(0.20, "c", "a"),  # below the floor: filed, though c came first
+        got(0.40, "a", "b"),  # unanswerable, offered a list: 都不是, filed
+        got(0.10, "d"),  # unanswerable, filed at once
+    ]
+    m = score(queries, results, [0.0] * len(queries))
+    assert m["answered_correctly"] == round(1 / 3, 4)
+    assert m["answered_or_chosen"] == round(2 / 3, 4)
+    assert m["unanswerable_offered_choice"] == 0.5
+    assert m["false_answer_rate"] == 0.0
