@@ -66,6 +66,8 @@ QUALITY_KEYS = (
     "false_answer_rate",
     "unanswerable_answered",
     "wrong_answers",
+    "answered_or_chosen",
+    "unanswerable_offered_choice",
     "p50_ms",
     "p99_ms",
 )
@@ -447,8 +449,17 @@ def main() -> None:
         type=int,
         help="time importing a one-question .xlsx of this many entries (encoded by e5)",
     )
+    parser.add_argument(
+        "--calibrations",
+        help="shipped calibrations to use instead of knowledgebase/data/calibration.json "
+        "(e.g. an earlier version, to measure before and after on one machine)",
+    )
     parser.add_argument("--out")
     args = parser.parse_args()
+    if args.calibrations:
+        from knowledgebase import service
+
+        service.DEFAULT_CALIBRATIONS = Path(args.calibrations)
     name = "kb_import.json" if args.import_size else "kb_bases.json" if args.bases else "kb.json"
     args.out = args.out or str(ROOT / "bench" / "results" / name)
     job = import_time(args) if args.import_size else bases(args) if args.bases else run(args)

@@ -26,15 +26,19 @@ from dataclasses import dataclass
 
 import numpy as np
 from sklearn.linear_model import LogisticRegression
+from sklearn.model_selection import StratifiedKFold
 
 from knowledgebase.retrieval import (
+    AGREEMENT_INPUTS,
     ANSWER_FEATURES,
     FEATURES,
     LEXICAL_ONLY,
     UNCALIBRATED_WEIGHTS,
     Calibration,
     KnowledgeIndex,
+    answer_features,
 )
+from knowledgebase.text import simplified
 
 MIN_QUERIES = 40
 DEFAULT_TARGET_FALSE = 0.05
@@ -298,6 +302,116 @@ def fit_held(
     return calibration
 
 
+# The answer decision of one-question bases (calibration.fit_decision): its inputs, and the
+# share of wrong automatic answers it aims at (wrong answers to answerable questions and answers
+# to unanswerable ones, over the unanswerable ones: evaluation.py's false_answer_rate).
+DECISION_INPUTS = (*ANSWER_FEATURES, *AGREEMENT_INPUTS)
+DECISION_TARGET_FALSE = 0.03
+
+
+def fit_decision(
+    index: KnowledgeIndex,
+    queries: Sequence[tuple[str, str | None]],
+    calibration: Calibration,
+    *,
+    inputs: Sequence[str] = DECISION_INPUTS,
+    target_false: float = DECISION_TARGET_FALSE,
+    folds: int = 5,
+    seeds: Sequence[int] = (0, 1, 2),
+    sources: Sequence[str] = (),
+) -> Calibration:
+    """The answer decision learnt from questions people wrote (`queries`: text and the id of
+    the entry that answers it, or None), asked of `index` - the demo base reduced to one
+    question per entry, the situation of an imported spreadsheet. `calibration` gives the
+    fusion weights (kept: they rank, this decides). A logistic model over `inputs` gives the
+    probability that the first candidate is right; the threshold is the lowest at which the
+    false-answer rate stays within `target_false`, read off out-of-fold predictions (`folds`
+    -fold cross-validation, repeated with `seeds`; the median threshold), so the threshold is
+    not set on answers the model has already seen. Every input is a score or an agreement of
+    scores, never a word or an entry, so the decision applies to any base."""
+    started = time.perf_counter()
+    if len(queries) < MIN_QUERIES:
+        raise NotEnoughData(f"only {len(queries)} queries; {MIN_QUERIES} are needed")
+    position = {e.id: i for i, e in enumerate(index.entries)}
+    unknown = sorted({f for _, f in queries if f is not None and f not in position})
+    if unknown:
+        raise ValueError(f"queries name entries the base does not hold: {unknown[:5]}")
+    w = calibration.weight_vector
+    x, first, truth = [], [], []
+    for text, faq_id in queries:
+        feats = index.features(simplified(text))[0]
+        fused = (feats @ w).astype(np.float64)
+        order = np.argsort(-fused, kind="stable")
+        x.append(answer_features(fused, feats, int(order[0]), int(order[1]), inputs))
+        first.append(int(order[0]))
+        truth.append(-1 if faq_id is None else position[faq_id])
+    xs, fs, ts = np.asarray(x), np.asarray(first), np.asarray(truth)
+    y = ((ts >= 0) & (fs == ts)).astype(int)
+    # folds keep the shares of right, wrong and unanswerable questions
+    strata = np.where(ts < 0, 2, y)
+    thresholds = []
+    for seed in seeds:
+        p = np.zeros(len(y))
+        for train, test in StratifiedKFold(folds, shuffle=True, random_state=seed).split(
+            xs, strata
+        ):
+            p[test] = _logistic(xs[train], y[train], calibration, inputs).confidences(xs[test])
+        thresholds.append(_lowest_threshold(p, fs, ts, target_false))
+    threshold = float(np.median(thresholds))
+    fitted = _logistic(xs, y, calibration, inputs)
+    fitted.threshold = threshold
+    p = fitted.confidences(xs)
+    answered, answerable = p >= threshold, ts >= 0
+    fitted.report = {
+        "source": "fitted on this base",
+        "method": "answer decision learnt from labelled questions written by people, asked of "
+        "the base; threshold from out-of-fold predictions",
+        "queries": int(len(ts)),
+        "sources": list(sources),
+        "unanswerable": int((~answerable).sum()),
+        "entries": len(index),
+        "phrasings": len(index.texts),
+        "recall_at_1": round(float(np.mean(fs[answerable] == ts[answerable])), 4),
+        "target_false": target_false,
+        "fold_thresholds": [round(t, 4) for t in thresholds],
+        "answered_correctly": round(float(np.mean((answered & (fs == ts))[answerable])), 4),
+        "false_answer_rate": round(
+            float((answered & (fs != ts)).sum() / max(1, (~answerable).sum())), 4
+        ),
+        "seconds": round(time.perf_counter() - started, 2),
+    }
+    return fitted
+
+
+def _logistic(
+    x: np.ndarray, y: np.ndarray, calibration: Calibration, inputs: Sequence[str]
+) -> Calibration:
+    mean, scale = x.mean(axis=0), x.std(axis=0)
+    scale[scale == 0] = 1.0
+    model = LogisticRegression(C=1.0, max_iter=3000).fit((x - mean) / scale, y)
+    coef = model.coef_[0] / scale
+    return Calibration(
+        signature=calibration.signature,
+        weights=dict(calibration.weights),
+        coef=[float(c) for c in coef],
+        intercept=float(model.intercept_[0] - np.sum(model.coef_[0] * mean / scale)),
+        threshold=1.0,
+        inputs=tuple(inputs),
+    )
+
+
+def _lowest_threshold(
+    p: np.ndarray, first: np.ndarray, truth: np.ndarray, target_false: float
+) -> float:
+    """The lowest probability at which (wrong answers + unanswerable answered) / unanswerable
+    stays within `target_false`."""
+    unanswerable = max(1, int((truth < 0).sum()))
+    for t in np.unique(np.concatenate([p, [1.0]])):
+        if ((p >= t) & (first != truth)).sum() / unanswerable <= target_false:
+            return float(t)
+    return 1.0
+
+
 def choose_threshold(
     pos_p: np.ndarray,
     pos_correct: np.ndarray,
@@ -321,8 +435,10 @@ def signature_of(encoder_name: str | None) -> str:
 __all__ = [
     "ANSWER_FEATURES",
     "NotEnoughData",
+    "DECISION_INPUTS",
     "choose_threshold",
     "fit",
+    "fit_decision",
     "fit_held",
     "fit_one_question",
     "held_out",

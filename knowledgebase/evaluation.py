@@ -12,6 +12,15 @@ Query lines are {"query": text, "faq_id": id or null}; null means the base holds
   number of unanswerable queries - the literal, strictest reading; every wrong automatic
   answer counts against the unanswerable share;
 * p50_ms / p99_ms: time of one `ask` (encoding the question, scoring, ranking).
+
+What a text chat does with the same results (services/conversation: below the threshold but at
+least `choice_floor` sure, it lists the top three questions and the citizen picks one):
+
+* choice_with_right_entry: share of answerable queries not answered automatically that get
+  the list with their entry in it;
+* unanswerable_offered_choice: share of unanswerable queries that get the list (the citizen
+  then says 都不是 and the consultation is filed);
+* answered_or_chosen: answered_correctly + choice_with_right_entry.
 """
 
 from __future__ import annotations
@@ -82,6 +91,10 @@ def read_queries(path: Path, known_ids: set[str] | None = None) -> list[Labelled
     return out
 
 
+# services.config's HOTLINE_KB_CHOICE_FLOOR default
+CHOICE_FLOOR = 0.3
+
+
 def evaluate(
     ask: Callable[[str], Retrieval], queries: list[LabelledQuery], *, warmup: int = 5
 ) -> dict[str, Any]:
@@ -97,7 +110,11 @@ def evaluate(
 
 
 def score(
-    queries: list[LabelledQuery], results: list[Retrieval], times_ms: list[float]
+    queries: list[LabelledQuery],
+    results: list[Retrieval],
+    times_ms: list[float],
+    *,
+    choice_floor: float = CHOICE_FLOOR,
 ) -> dict[str, Any]:
     answerable = [(q, r) for q, r in zip(queries, results, strict=True) if q.faq_id]
     unanswerable = [r for q, r in zip(queries, results, strict=True) if not q.faq_id]
@@ -108,6 +125,12 @@ def score(
     correct = sum(1 for q, r in answerable if r.answer and r.answer.entry.id == q.faq_id)
     wrong = sum(1 for q, r in answerable if r.answer and r.answer.entry.id != q.faq_id)
     false_yes = sum(1 for r in unanswerable if r.answer)
+
+    def offered(r: Retrieval) -> bool:
+        return r.answer is None and bool(r.candidates) and r.confidence >= choice_floor
+
+    chosen = sum(1 for q, r in answerable if offered(r) and rank_hit(q, r, 3))
+    offered_unanswerable = sum(1 for r in unanswerable if offered(r))
     n_ans, n_un = len(answerable), len(unanswerable)
     times = np.asarray(times_ms)
     return {
@@ -121,6 +144,9 @@ def score(
         "wrong_answers": wrong,
         "wrong_answer_rate": _share(wrong, n_ans),
         "answered_correctly": _share(correct, n_ans),
+        "choice_with_right_entry": _share(chosen, n_ans),
+        "answered_or_chosen": _share(correct + chosen, n_ans),
+        "unanswerable_offered_choice": _share(offered_unanswerable, n_un),
         "p50_ms": round(float(np.percentile(times, 50)), 2) if len(times) else None,
         "p99_ms": round(float(np.percentile(times, 99)), 2) if len(times) else None,
     }

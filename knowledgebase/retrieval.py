@@ -9,8 +9,9 @@ Each entry is seen five ways, each giving the entry one score for a question:
 * lexical_doc: character n-gram cosine with the whole entry;
 * bm25: jieba-word BM25 against the whole entry, relative to the best entry's.
 
-A weighted sum ranks the entries; an answer model turns the first candidate's scores and its
-margin over the runner-up into the probability that it is right. Weights, answer model and
+A weighted sum ranks the entries; an answer model turns the first candidate's scores, its
+margin over the runner-up and whether each signal on its own would rank it first into the
+probability that it is right. Weights, answer model and
 threshold are fitted on data (knowledgebase/calibration.py) and stored with the index; the
 base answers by itself only when that probability reaches the threshold.
 
@@ -40,6 +41,14 @@ FEATURES = ("dense", "dense_doc", "lexical", "lexical_doc", "bm25")
 # an exact match (raw lexical scores, learnt from held-out phrasings that never match exactly,
 # did exactly that).
 ANSWER_FEATURES = ("fused", "margin", "dense_doc")
+# Every input an answer model may use; a calibration names the ones it was fitted with (the
+# default above for calibrations fitted on a base's own phrasings). "<signal>_agrees" is 1 when
+# that signal alone puts the fused first candidate first: when the e5 cosines and the
+# character / word overlap with the question and the answer point at the same entry, the match
+# is more often right than the fused score alone says (measured on queries written by people,
+# calibration.fit_decision).
+AGREEMENT_INPUTS = ("dense_agrees", "dense_doc_agrees", "lexical_doc_agrees", "bm25_agrees")
+ANSWER_INPUTS = (*ANSWER_FEATURES, *AGREEMENT_INPUTS)
 LEXICAL_ONLY = "lexical-only"
 # Before any calibration: a reasonable order for people to look at; it never answers alone.
 UNCALIBRATED_WEIGHTS = {
@@ -77,6 +86,8 @@ class Calibration:
     intercept: float
     threshold: float
     report: dict[str, Any] = field(default_factory=dict)
+    # the answer model's inputs, in `coef` order (names from ANSWER_INPUTS)
+    inputs: tuple[str, ...] = ANSWER_FEATURES
 
     @property
     def weight_vector(self) -> np.ndarray:
@@ -89,16 +100,20 @@ class Calibration:
             "intercept": self.intercept,
             "threshold": self.threshold,
             "features": list(FEATURES),
-            "answer_features": list(ANSWER_FEATURES),
+            "answer_features": list(self.inputs),
         }
 
     @classmethod
     def from_params(
         cls, signature: str, params: dict[str, Any], report: dict[str, Any] | None = None
     ) -> Calibration:
-        if list(params.get("features", [])) != list(FEATURES) or list(
-            params.get("answer_features", [])
-        ) != list(ANSWER_FEATURES):
+        inputs = tuple(params.get("answer_features", []))
+        if (
+            list(params.get("features", [])) != list(FEATURES)
+            or not inputs
+            or not set(inputs) <= set(ANSWER_INPUTS)
+            or len(inputs) != len(params["coef"])
+        ):
             raise ValueError("calibration was fitted for another feature set")
         return cls(
             signature=signature,
@@ -107,6 +122,7 @@ class Calibration:
             intercept=float(params["intercept"]),
             threshold=float(params["threshold"]),
             report=report or {},
+            inputs=inputs,
         )
 
     def confidence(self, features: Sequence[float]) -> float:
@@ -119,11 +135,29 @@ class Calibration:
 
 
 def answer_features(
-    fused: np.ndarray, feats: np.ndarray, first: int, second: int | None
+    fused: np.ndarray,
+    feats: np.ndarray,
+    first: int,
+    second: int | None,
+    inputs: Sequence[str] = ANSWER_FEATURES,
 ) -> list[float]:
-    """The answer model's inputs for the first candidate (ANSWER_FEATURES order)."""
-    runner_up = fused[second] if second is not None and np.isfinite(fused[second]) else 0.0
-    return [float(fused[first]), float(fused[first] - runner_up), float(feats[first, 1])]
+    """The answer model's `inputs` for the first candidate. `fused` is -inf for the entries
+    that may not answer (a signal agrees when it puts `first` first among the others)."""
+    out = []
+    for name in inputs:
+        if name == "fused":
+            out.append(float(fused[first]))
+        elif name == "margin":
+            runner_up = fused[second] if second is not None and np.isfinite(fused[second]) else 0.0
+            out.append(float(fused[first] - runner_up))
+        elif name == "dense_doc":
+            out.append(float(feats[first, 1]))
+        else:
+            signal = feats[:, FEATURES.index(name.removesuffix("_agrees"))]
+            best = np.max(signal, where=np.isfinite(fused), initial=-np.inf)
+            # ties agree: a base without vectors has every dense score 0
+            out.append(1.0 if signal[first] >= best else 0.0)
+    return out
 
 
 @dataclass
@@ -308,7 +342,7 @@ class KnowledgeIndex:
         if self.calibration is not None:
             second = int(order[1]) if len(order) > 1 else None
             confidence = self.calibration.confidence(
-                answer_features(fused, feats, int(order[0]), second)
+                answer_features(fused, feats, int(order[0]), second, self.calibration.inputs)
             )
         candidates = []
         for i in order[:k]:

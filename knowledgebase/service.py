@@ -49,6 +49,13 @@ DEFAULT_CALIBRATIONS = DATA_DIR / "calibration.json"
 ONE_QUESTION_SUFFIX = "#one-question"
 # e5 vectors of the demo base's phrasings and entries (written by the same command).
 DEMO_VECTORS = DATA_DIR / "demo_vectors.npz"
+# Labelled questions the answer decision of one-question bases is learnt from (data/README.md);
+# the blind sets under tests/data/blind/ are never among them.
+TUNING_QUERIES = (
+    DATA_DIR / "eval_queries.jsonl",
+    DATA_DIR / "heldout_queries.jsonl",
+    DATA_DIR / "dev_queries_outside.jsonl",
+)
 # Below this many changed entries an import keeps the stored calibration.
 RECALIBRATE_SHARE = 0.1
 
@@ -561,9 +568,22 @@ def default_calibration(signature: str, *, one_question: bool = False) -> Calibr
     return Calibration.from_params(signature, stored["params"], stored.get("report"))
 
 
+def tuning_queries() -> list[tuple[str, str | None]]:
+    """Every labelled question of TUNING_QUERIES: text and the entry that answers it (None
+    when the demo base holds no answer)."""
+    return [(row["query"], row["faq_id"]) for path in TUNING_QUERIES for row in read_jsonl(path)]
+
+
 def one_question_key(signature: str) -> str:
     """Where the one-question default of `signature` is kept in DEFAULT_CALIBRATIONS."""
     return f"{signature}{ONE_QUESTION_SUFFIX}"
 
 
-__all__ = ["LEXICAL_ONLY", "KnowledgeBase", "default_calibration", "one_question_key"]
+__all__ = [
+    "LEXICAL_ONLY",
+    "TUNING_QUERIES",
+    "KnowledgeBase",
+    "default_calibration",
+    "one_question_key",
+    "tuning_queries",
+]

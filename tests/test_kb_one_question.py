@@ -58,10 +58,10 @@ async def test_the_one_question_calibration_is_fitted_without_the_alternatives(s
     assert c.report["held_out_queries"] == alternatives
     assert c.report["phrasings"] == len(index)
     assert c.report["unanswerable_answered"] <= c.report["target_false"]
-    # the shipped one-question default is this fit (rewritten by `kb calibrate --write-default`)
+    # the shipped one-question default ranks with this fit's weights (its answer decision is
+    # learnt from written questions: tests/test_kb_decision.py)
     shipped = default_calibration(service.ctx.kb.signature, one_question=True)
     assert shipped.weights == c.weights
-    assert abs(shipped.threshold - c.threshold) < 1e-3
     assert c.weights != service.ctx.kb.calibration.weights
 
 

@@ -278,14 +278,23 @@ def _default_written(kb: Any, path: Path) -> dict[str, Any]:
         "source": "default: fitted on the demo base (knowledgebase/data/faq.jsonl)",
     }
     existing[c.signature] = {"params": c.params(), "report": report}
-    from knowledgebase.calibration import fit_one_question
-    from knowledgebase.service import one_question_key
+    from knowledgebase.calibration import fit_decision, fit_one_question, one_question_index
+    from knowledgebase.service import TUNING_QUERIES, one_question_key, tuning_queries
 
-    one = fit_one_question(kb.index, c.signature)
+    # weights from the demo's alternatives asked of its questions; the answer decision from
+    # the questions people wrote (knowledgebase/data/README.md), asked of the same base
+    ranking = fit_one_question(kb.index, c.signature)
+    one = fit_decision(
+        one_question_index(kb.index),
+        tuning_queries(),
+        ranking,
+        sources=[p.name for p in TUNING_QUERIES],
+    )
     existing[one_question_key(c.signature)] = {
         "params": one.params(),
         "report": {
             **one.report,
+            "ranking": {k: ranking.report[k] for k in ("method", "recall_at_1", "recall_at_3")},
             "source": "default for bases of one question per entry: fitted on the demo base "
             "reduced to its questions (knowledgebase/data/faq.jsonl)",
         },
