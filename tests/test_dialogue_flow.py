@@ -542,3 +542,10 @@ async def test_more_words_after_the_advice_stay_with_the_first_message(service, 
     draft = (await dialogue_of(conn, more["conversation_id"])).get("draft")
     assert draft and "汽油" in draft["content"] and "塑料桶" in draft["content"], more
     assert draft["request_type"] != "consult", draft
+
+
+async def test_a_hurried_reply_naming_no_danger_is_no_alarm(service, conn):
+    client = ChatClient(service.url)
+    await client.say("台风过后我们巷口一棵大树倒了，横在路中间，在凤里街道宝岛中路")
+    hurry = await client.say("嗯 对 赶紧派人来锯掉")
+    assert not any("紧急" in r for r in hurry["replies"]), hurry

@@ -946,10 +946,15 @@ class _Dialogue:
         family = _STATE_FAMILY.get(self.state)
         if family is None:
             return False
-        if any(kind != "help" for kind, _ in emergency_cues(parse.text)):
+        if all_clear(parse.text):
+            return True  # "没有没有，没人受伤": the reply says there is no danger
+        named = emergency_cues(parse.text)
+        if any(kind != "help" for kind, _ in named):
             return False
         found = self.s.acts.classify(parse.text, family, parse.entities)
-        return found.act in CALM_ACTS and found.confidence >= CALM_ACT_CONFIDENCE
+        # a reply naming no sign of danger at all ("对 嗯 赶快来锯掉") needs a less sure act
+        sure = CALM_ACT_CONFIDENCE if named else CALM_ACT_CONFIDENCE_NO_SIGN
+        return found.act in CALM_ACTS and found.confidence >= sure
 
     async def forward_to_named_unit(self, parse: ParseResult) -> bool:
         """ "帮我转给工信局", "能不能让人社局的人给我打个电话": the citizen asks for the matter
@@ -1221,6 +1226,7 @@ CALM_ACTS = (
     "ask_human",
 )
 CALM_ACT_CONFIDENCE = 0.7
+CALM_ACT_CONFIDENCE_NO_SIGN = 0.4
 # How sure the first part of a reply to the read-back must be a yes to file with a remark.
 YES_FIRST_CONFIDENCE = 0.8
 # Characters beside the yes from which a reply to the read-back carries a remark.
