@@ -51,6 +51,7 @@ SETS = {
     "blind_v2": ROOT / "tests" / "data" / "blind" / "emergency_v2.jsonl",
     "blind_v3": ROOT / "tests" / "data" / "blind" / "emergency_v3.jsonl",
     "blind_v4": ROOT / "tests" / "data" / "blind" / "emergency_v4.jsonl",
+    "blind_v5": ROOT / "tests" / "data" / "blind" / "emergency_v5.jsonl",
 }
 PHONE_CASES = ROOT / "bench" / "data" / "phone_cases.jsonl"
 TEST_CACHE = Path(os.environ.get("HOTLINE_TEST_CACHE", Path.home() / ".cache" / "hotline-tests"))

@@ -549,3 +549,16 @@ async def test_a_hurried_reply_naming_no_danger_is_no_alarm(service, conn):
     await client.say("台风过后我们巷口一棵大树倒了，横在路中间，在凤里街道宝岛中路")
     hurry = await client.say("嗯 对 赶紧派人来锯掉")
     assert not any("紧急" in r for r in hurry["replies"]), hurry
+
+
+async def test_putting_the_filing_off_at_the_read_back_files_nothing(service, conn):
+    client = await at_the_read_back(service)
+    later = await client.say("先不提交了，我回去跟家里人商量一下")
+    assert later["request_number"] is None, later
+
+
+def test_telling_whom_one_told_before_is_no_wish_for_a_person():
+    from services.conversation.details import asks_for_person
+
+    assert not asks_for_person("这事我跟人说了好几次都没用，跟物业也说过")
+    assert asks_for_person("你听不懂，我要跟人讲，转人工")

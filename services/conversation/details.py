@@ -208,9 +208,20 @@ def takes_back(text: str) -> bool:
 _GOES_AHEAD = re.compile(r"确认|提交|登记|无误|没错|无错|就这样|就按|按呢|不用留|不留")
 
 
+# "先不提交", "别登记了", "不用确认": the filing put off, not asked for.
+_HOLDS_BACK = re.compile(
+    r"(不|别|没|暂不|先不|不用|不要|不想|不必|莫)(要|用|想|急着|先)?(着)?(确认|提交|登记|递交)"
+)
+
+
+def holds_back(text: str) -> bool:
+    """Whether a reply puts the filing off ("先不提交了，我再想想")."""
+    return bool(_HOLDS_BACK.search(text))
+
+
 def goes_ahead(text: str) -> bool:
     """Whether a yes given where a detail was asked asks for the matter to be filed as is."""
-    return bool(_GOES_AHEAD.search(text))
+    return bool(_GOES_AHEAD.search(text)) and not holds_back(text)
 
 
 # "提交" at the read-back asks for the filing whatever else the reply says ("你把时间写进去，
@@ -222,7 +233,12 @@ _NAMES_A_SLOT = re.compile(r"地点|地址|位置|电话|号码|手机")
 
 def submits_with_remark(text: str) -> bool:
     """Whether a reply to the read-back asks to file and adds only a remark."""
-    return bool(_SUBMITS.search(text)) and not takes_back(text) and not _NAMES_A_SLOT.search(text)
+    return (
+        bool(_SUBMITS.search(text))
+        and not holds_back(text)
+        and not takes_back(text)
+        and not _NAMES_A_SLOT.search(text)
+    )
 
 
 # "就打我这个号码", "电话就这个": the citizen takes it that the centre sees the number they
@@ -240,7 +256,8 @@ def own_number(text: str) -> bool:
 # An explicit wish for a person, wherever it stands in a reply ("不对，你理解错了，算了，
 # 转人工吧"); not when the citizen says they need none ("不用转人工").
 _WANTS_PERSON = re.compile(
-    r"(转|找|要|接)(个)?人工|人工(客服|服务|坐席)|真人(客服)?|(跟|和|找)(个)?(真)?人(讲|说|谈|聊)"
+    r"(转|找|要|接)(个)?人工|人工(客服|服务|坐席)|真人(客服)?|"
+    r"(我要|我想|让我|给我)(跟|和|找)(个)?(真)?人(讲|说|谈|聊)|找(个)(真)?人(讲|说|谈|聊)"
 )
 _NO_PERSON = re.compile(r"(不用|不要|别|不需要|无需|毋免)(转|找|要)?(个)?人工")
 

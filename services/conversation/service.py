@@ -480,8 +480,13 @@ class _Dialogue:
         first = self.d.pop("emergency_text", "")
         self.d["state"] = "idle"
         details = bool(parse.entities.address or parse.entities.phones)
-        # "大概十几桶 塑料桶装的": more about the same matter, not a new one
-        more = act.act == "new_request"
+        # "大概十几桶 塑料桶装的": more about the same matter, not a new one; not when it
+        # names a danger or the call the citizen is making ("他还在砸门", "我打了110")
+        more = (
+            act.act == "new_request"
+            and not emergency_cues(parse.text)
+            and not calls_emergency(parse.text)
+        )
         if first and (
             act.act in ("provide_info", "correct") or more or (details and act.act != "affirm")
         ):
@@ -868,7 +873,12 @@ class _Dialogue:
             return False
         if goes_ahead(parse.text):
             return True
-        return act.act == "affirm" and int(self.d["draft"].get("phone_asks", 0)) >= 2
+        # a sure yes only: "好吧 那我再想想" is none
+        return (
+            act.act == "affirm"
+            and act.confidence >= YES_FIRST_CONFIDENCE
+            and int(self.d["draft"].get("phone_asks", 0)) >= 2
+        )
 
     async def on_confirm(self, parse: ParseResult, act: DialogueAct) -> None:
         draft = self.d["draft"]
